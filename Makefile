@@ -1,0 +1,34 @@
+# make book: set up, execute every chapter at PROFILE (default cpu) with papermill, build the HTML book.
+# make test: set up, run every test (unit tests, smoke-profile chapters under nbval, claims, book build).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROFILE ?= cpu
+STAMP := $(VENV)/.installed
+
+.PHONY: install book html test chapter clean
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+book: $(STAMP)
+	$(PY) -m ebmflow reproduce --profile $(PROFILE)
+
+html: $(STAMP)
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+
+# make chapter NAME=01_motivating_example ARGS="-p epochs=5"
+chapter: $(STAMP)
+	$(PY) -m ebmflow run $(NAME) --profile $(PROFILE) $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+clean:
+	rm -rf _build book/figures

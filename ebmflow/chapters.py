@@ -1,0 +1,49 @@
+"""The book's chapters: each notebook with the configuration class and profiles behind its parameters."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import resolve_config
+from .experiments import motivating
+
+__all__ = ["Chapter", "CHAPTERS", "BOOK_DIR", "get_chapter", "chapter_config"]
+
+BOOK_DIR = Path(__file__).resolve().parent.parent / "book"
+
+
+@dataclass(frozen=True)
+class Chapter:
+    name: str  # notebook stem in book/
+    title: str
+    config_cls: type
+    profiles: dict[str, dict[str, Any]]
+
+    @property
+    def notebook(self) -> Path:
+        return BOOK_DIR / f"{self.name}.ipynb"
+
+
+CHAPTERS: dict[str, Chapter] = {c.name: c for c in [
+    Chapter("01_motivating_example", "Figure 1: mode weights on a 2:1 mixture",
+            motivating.MotivatingConfig, motivating.PROFILES),
+]}
+
+
+def get_chapter(name: str) -> Chapter:
+    """The chapter called ``name`` (with or without ``.ipynb`` / ``book/``), or a ValueError listing them."""
+    stem = Path(name).stem
+    if stem not in CHAPTERS:
+        raise ValueError(f"unknown chapter {name!r}; chapters: {', '.join(CHAPTERS)}")
+    return CHAPTERS[stem]
+
+
+def chapter_config(name: str, profile: str, namespace: dict[str, Any]):
+    """The chapter's configuration from its parameters cell: every config field found in ``namespace``
+    (the notebook's globals) overrides the profile unless it is None."""
+    chapter = get_chapter(name)
+    fields = [f.name for f in dataclasses.fields(chapter.config_cls)]
+    return resolve_config(chapter.config_cls, chapter.profiles, profile,
+                          **{field: namespace.get(field) for field in fields})

@@ -1,0 +1,67 @@
+"""Experiment configurations with named profiles, checked before anything runs.
+
+Each experiment is a frozen dataclass (its fields are the knobs a reader may turn) and a dict of profiles:
+"smoke" (seconds, for tests), "cpu" (minutes, the committed default) and "paper" (the paper's settings).
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any, TypeVar
+
+__all__ = ["PROFILES", "resolve_config", "ConfigError"]
+
+PROFILES = ("smoke", "cpu", "paper")
+C = TypeVar("C")
+
+
+class ConfigError(ValueError):
+    """An unknown profile, an unknown parameter, a wrongly typed or out-of-range value."""
+
+
+def _check_type(name: str, value: Any, expected: type) -> Any:
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise ConfigError(f"parameter {name!r} must be of type {expected.__name__}, got {value!r} "
+                          f"({type(value).__name__})")
+    return value
+
+
+def resolve_config(config_cls: type[C], profiles: dict[str, dict[str, Any]], profile: str,
+                   **overrides: Any) -> C:
+    """The profile's configuration with ``overrides`` applied; ``None`` overrides mean "profile default".
+
+    Raises ConfigError naming the accepted values for an unknown profile or parameter, a wrong type, or a
+    non-positive count/size/rate (every int and float knob except ``seed`` must be positive).
+    """
+    if profile not in profiles:
+        raise ConfigError(f"unknown profile {profile!r}; accepted profiles: {', '.join(profiles)}")
+    hints = typing.get_type_hints(config_cls)
+    names = [f.name for f in dataclasses.fields(config_cls)]
+    unknown = sorted(set(overrides) - set(names))
+    if unknown:
+        raise ConfigError(f"unknown parameter(s) {', '.join(map(repr, unknown))}; accepted parameters: "
+                          f"{', '.join(names)}")
+    values = {**profiles[profile], **{k: v for k, v in overrides.items() if v is not None}}
+    checked = {}
+    for name, value in values.items():
+        value = _check_type(name, value, hints[name])
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            low_ok = value >= 0 if name == "seed" else value > 0
+            if not low_ok:
+                raise ConfigError(f"parameter {name!r} must be {'non-negative' if name == 'seed' else 'positive'}"
+                                  f", got {value!r}")
+        checked[name] = value
+    try:
+        return config_cls(**checked)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(str(error)) from error
+
+
+def parameter_table(config_cls: type, profiles: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per parameter: its name, type and value under each profile (for docs and the CLI)."""
+    hints = typing.get_type_hints(config_cls)
+    resolved = {p: resolve_config(config_cls, profiles, p) for p in profiles}
+    return [{"parameter": f.name, "type": hints[f.name].__name__,
+             **{p: getattr(resolved[p], f.name) for p in profiles}} for f in dataclasses.fields(config_cls)]

@@ -1,0 +1,29 @@
+"""Unadjusted Langevin algorithm (paper Algorithm 3): x' = x + eta grad log pi(x) + sqrt(2 eta) xi."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .base import ChainState, LogDensity, init_state
+
+__all__ = ["ULAInfo", "ula_step"]
+
+
+@dataclass
+class ULAInfo:
+    """ULA has no accept/reject; the mean step length is recorded to spot divergence."""
+
+    mean_displacement: float
+
+
+def ula_step(state: ChainState, log_density_fn: LogDensity, step_size: float,
+             generator: torch.Generator, noise: bool = True) -> tuple[ChainState, ULAInfo]:
+    """One ULA step for every chain; ``noise=False`` gives the noiseless Langevin used by CoopFlow."""
+    drift = step_size * state.grad
+    if noise:
+        drift = drift + math.sqrt(2 * step_size) * torch.randn(state.position.shape, generator=generator)
+    new_state = init_state(state.position + drift, log_density_fn)
+    return new_state, ULAInfo(mean_displacement=float(drift.norm(dim=-1).mean()))

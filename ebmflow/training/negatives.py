@@ -1,0 +1,69 @@
+"""How each method draws its negative samples from persistent chains, and what it learns besides the EBM.
+
+A negative sampler has three jobs: ``init_chains`` (the persistent bank at iteration 0), ``sample``
+(advance a batch of chains on the tilted target and return the negatives) and ``update`` (anything it
+trains itself after the EBM step: the flow for flowMC-EBM, nothing for ULA-EBM).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from ..flows import RealNVP
+from ..samplers import FlowMCKernel, LogDensity, init_state, ula_step
+
+__all__ = ["ULANegatives", "FlowMCNegatives"]
+
+
+@dataclass
+class ULANegatives:
+    """ULA-EBM (paper Algorithm 3): ``n_steps`` ULA steps, last state only, chains started uniformly."""
+
+    step_size: float
+    n_steps: int
+    init_low: float
+    init_high: float
+
+    def init_chains(self, n: int, dim: int, generator: torch.Generator) -> Tensor:
+        return self.init_low + (self.init_high - self.init_low) * torch.rand(n, dim, generator=generator)
+
+    def sample(self, x: Tensor, log_target: LogDensity, generator: torch.Generator) -> tuple[Tensor, dict]:
+        state = init_state(x, log_target)
+        for _ in range(self.n_steps):
+            state, _ = ula_step(state, log_target, self.step_size, generator)
+        return state.position, {}
+
+    def update(self, negatives: Tensor) -> dict:
+        return {}
+
+
+@dataclass
+class FlowMCNegatives:
+    """flowMC-EBM (paper Algorithm 1): flowMC chains, the flow then fitted by maximum likelihood on the
+    negatives (step 5, forward KL), once per EBM iteration. Chains start from the flow (= rho at init)."""
+
+    flow: RealNVP
+    kernel: FlowMCKernel
+    lr: float
+    optimizer: torch.optim.Optimizer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.optimizer = torch.optim.Adam(self.flow.parameters(), lr=self.lr)
+
+    def init_chains(self, n: int, dim: int, generator: torch.Generator) -> Tensor:
+        with torch.no_grad():
+            return self.flow.sample_with_log_prob(n, generator)[0]
+
+    def sample(self, x: Tensor, log_target: LogDensity, generator: torch.Generator) -> tuple[Tensor, dict]:
+        state, info = self.kernel.step(init_state(x, log_target), log_target, self.flow, generator)
+        return state.position, {"local_acceptance": info.local_acceptance,
+                                "global_acceptance": info.global_acceptance}
+
+    def update(self, negatives: Tensor) -> dict:
+        self.optimizer.zero_grad()
+        nll = -self.flow.log_prob(negatives).mean()
+        nll.backward()
+        self.optimizer.step()
+        return {"flow_nll": nll.item()}

@@ -1,0 +1,51 @@
+"""Every chapter is registered, in the table of contents, and runs at the smoke profile under nbval."""
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from ebmflow.chapters import BOOK_DIR, CHAPTERS
+from ebmflow.runner import run_chapter
+
+ROOT = BOOK_DIR.parent
+NOTEBOOKS = sorted(p.stem for p in BOOK_DIR.glob("[0-9]*.ipynb"))
+
+
+def test_every_notebook_is_registered_and_in_the_toc():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    in_toc = {Path(entry["file"]).name for entry in toc["chapters"]}
+    assert NOTEBOOKS, "no chapter found in book/"
+    assert set(NOTEBOOKS) == set(CHAPTERS), "every notebook in book/ must be registered in ebmflow.chapters"
+    assert set(NOTEBOOKS) <= in_toc, "every notebook in book/ must be listed in _toc.yml"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_parameters_cell_names_every_knob(name):
+    notebook = nbformat.read(CHAPTERS[name].notebook, as_version=4)
+    cells = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, "exactly one cell tagged 'parameters'"
+    assigned = {line.split("=")[0].strip() for line in cells[0].source.splitlines()
+                if "=" in line and not line.startswith("#")}
+    fields = {f.name for f in dataclasses.fields(CHAPTERS[name].config_cls)}
+    assert assigned == fields | {"profile"}
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_committed_chapter_was_executed_at_the_cpu_profile(name):
+    metadata = nbformat.read(CHAPTERS[name].notebook, as_version=4).metadata
+    assert metadata.get("ebmflow", {}).get("profile") == "cpu", "commit the chapter executed by `make book`"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_chapter_runs_at_smoke_profile_and_repeats_under_nbval(name, tmp_path):
+    executed = run_chapter(name, "smoke", output=tmp_path / f"{name}.ipynb", progress=False)
+    sanitize = Path(__file__).with_name("nbval_sanitize.cfg")
+    result = subprocess.run([sys.executable, "-m", "pytest", "--nbval", str(executed), "-q", "-p",
+                             "no:cacheprovider", "--nbval-sanitize-with", str(sanitize), "--rootdir",
+                             str(tmp_path)], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
