@@ -7,7 +7,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-__all__ = ["Grid2D", "log_normalizer_on_grid", "normalize_on_grid", "zone_weights_on_grid", "zone_weights_of_samples"]
+__all__ = ["Grid2D", "log_normalizer_on_grid", "normalize_on_grid", "zone_weights_on_grid", "zone_weights_of_samples",
+           "normalized_log_density_at", "median_squared_log_error", "zone_mse"]
 
 
 @dataclass(frozen=True)
@@ -65,3 +66,26 @@ def zone_weights_of_samples(samples: Tensor, zone_of: Callable[[Tensor], Tensor]
     """Fraction of the samples falling in each zone (K,)."""
     zones = zone_of(samples)
     return torch.bincount(zones, minlength=n_zones).float() / len(samples)
+
+
+@torch.no_grad()
+def normalized_log_density_at(log_unnormalized: Callable[[Tensor], Tensor], points: Tensor, grid: Grid2D) -> Tensor:
+    """log f(x) - log Z at ``points``, Z from the Riemann sum of f over ``grid``."""
+    _, log_z = log_normalizer_on_grid(log_unnormalized, grid)
+    return log_unnormalized(points) - log_z
+
+
+def median_squared_log_error(log_model: Tensor, log_true: Tensor) -> float:
+    """Paper Table 1: med_x (log p_theta(x) - log p*(x))^2 over the evaluation points."""
+    if log_model.shape != log_true.shape:
+        raise ValueError(f"log-densities must have the same shape, got {tuple(log_model.shape)} and "
+                         f"{tuple(log_true.shape)}")
+    return float(((log_model - log_true) ** 2).median())
+
+
+def zone_mse(weights: Tensor, reference: Tensor) -> float:
+    """Paper Table 3: mean over zones of the squared difference between two zone-weight vectors."""
+    if weights.shape != reference.shape:
+        raise ValueError(f"zone weights must have the same shape, got {tuple(weights.shape)} and "
+                         f"{tuple(reference.shape)}")
+    return float(((weights - reference) ** 2).mean())

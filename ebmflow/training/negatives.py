@@ -42,14 +42,23 @@ class ULANegatives:
 @dataclass
 class FlowMCNegatives:
     """flowMC-EBM (paper Algorithm 1): flowMC chains, the flow then fitted by maximum likelihood on the
-    negatives (step 5, forward KL), once per EBM iteration. Chains start from the flow (= rho at init)."""
+    negatives (step 5, forward KL), once per EBM iteration. Chains start from the flow (= rho at init).
+
+    ``keep`` > 1 is the paper's "use only last step? = no, subsampling by k" (Tables 4-5): a batch of n
+    negatives comes from n/k chains, each contributing k states evenly spaced along its schedule (the
+    last one included); all n states are written back to the persistent bank.
+    """
 
     flow: RealNVP
     kernel: FlowMCKernel
     lr: float
+    keep: int = 1
     optimizer: torch.optim.Optimizer = field(init=False)
 
     def __post_init__(self) -> None:
+        if self.keep <= 0 or len(self.kernel.schedule) % self.keep:
+            raise ValueError(f"keep ({self.keep}) must be positive and divide the schedule length "
+                             f"({len(self.kernel.schedule)})")
         self.optimizer = torch.optim.Adam(self.flow.parameters(), lr=self.lr)
 
     def init_chains(self, n: int, dim: int, generator: torch.Generator) -> Tensor:
@@ -57,8 +66,17 @@ class FlowMCNegatives:
             return self.flow.sample_with_log_prob(n, generator)[0]
 
     def sample(self, x: Tensor, log_target: LogDensity, generator: torch.Generator) -> tuple[Tensor, dict]:
-        state, info = self.kernel.step(init_state(x, log_target), log_target, self.flow, generator)
-        return state.position, {"local_acceptance": info.local_acceptance,
+        if len(x) % self.keep:
+            raise ValueError(f"the batch size ({len(x)}) must be a multiple of keep ({self.keep})")
+        chains = x[: len(x) // self.keep]
+        state, info = self.kernel.step(init_state(chains, log_target), log_target, self.flow, generator,
+                                       record=self.keep > 1)
+        if self.keep > 1:
+            every = len(self.kernel.schedule) // self.keep
+            negatives = torch.cat(info.trajectory[every - 1::every])  # k states per chain, last one included
+        else:
+            negatives = state.position
+        return negatives, {"local_acceptance": info.local_acceptance,
                                 "global_acceptance": info.global_acceptance}
 
     def update(self, negatives: Tensor) -> dict:
