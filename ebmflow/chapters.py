@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import resolve_config
-from .experiments import motivating
+from .experiments import high_dim, motivating
 
 __all__ = ["Chapter", "CHAPTERS", "BOOK_DIR", "get_chapter", "chapter_config"]
 
@@ -29,6 +29,8 @@ class Chapter:
 CHAPTERS: dict[str, Chapter] = {c.name: c for c in [
     Chapter("01_motivating_example", "Figure 1: mode weights on a 2:1 mixture",
             motivating.MotivatingConfig, motivating.PROFILES),
+    Chapter("04_high_dim_mixture", "Table 2 and Figure 6: R-hat on a 4-mode mixture in 16-64 dimensions",
+            high_dim.HighDimConfig, high_dim.PROFILES),
 ]}
 
 
