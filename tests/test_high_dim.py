@@ -7,6 +7,7 @@ from scipy.stats import norm
 
 from ebmflow.config import ConfigError, resolve_config
 from ebmflow.experiments import high_dim
+from ebmflow.flows import DiagonalGaussian
 
 
 @pytest.mark.parametrize("dim", high_dim.DIMS)
@@ -59,3 +60,32 @@ def test_table6_reads_the_sizes_back_from_the_flows():
 def test_config_rejects_rhat_chains_too_short_for_rhat():
     with pytest.raises(ConfigError, match="rhat_sweeps"):
         resolve_config(high_dim.HighDimConfig, high_dim.PROFILES, "smoke", rhat_sweeps=1)
+
+
+def test_config_rejects_an_unknown_pretraining_objective():
+    with pytest.raises(ConfigError, match="pretrain_objective"):
+        resolve_config(high_dim.HighDimConfig, high_dim.PROFILES, "smoke", pretrain_objective="forward")
+
+
+@pytest.mark.slow
+def test_data_pretraining_covers_every_mode_where_reverse_kl_collapses_to_one():
+    from ebmflow.training import MethodSpec, pretrain_reverse_kl
+
+    dim = 16
+    target = high_dim.four_mode_mixture(dim, high_dim.coordinate_magnitude(dim, 1e-10))
+    base = DiagonalGaussian(dim, math.sqrt(target.max_coordinate_variance()))
+    generator = torch.Generator().manual_seed(0)
+    data = target.sample(4096, generator)
+    spec = MethodSpec("coopflow", 1e-3, n_steps=1, pretrain_steps=300, pretrain_lr=1e-2)
+    occupancy = {}
+    for objective in ("data", "reverse_kl"):
+        flow = high_dim.make_flow(dim, base)
+        if objective == "data":
+            high_dim.pretrain_on_data(flow, data, spec, generator)
+        else:
+            pretrain_reverse_kl(flow, target.log_prob, n_steps=300, lr=1e-2, batch_size=256, generator=generator)
+        with torch.no_grad():
+            samples = flow.sample_with_log_prob(2048, generator)[0]
+        occupancy[objective] = target.assign_mode(samples).bincount(minlength=4) / 2048
+    assert occupancy["data"].min() > 0.1
+    assert occupancy["reverse_kl"].max() > 0.9

@@ -31,7 +31,8 @@ from ..training import (METHODS, CoopFlowNegatives, MethodSpec, NegativeSampler,
 
 __all__ = ["HighDimConfig", "PROFILES", "DIMS", "METHODS", "FLOW_SIZES", "PAPER_TABLE2", "PAPER_A",
            "four_mode_mixture", "coordinate_magnitude", "misassignment_table", "max_rhat", "RunResult",
-           "run_method", "make_data", "divergence_table", "table2", "table6", "table7", "figure6"]
+           "run_method", "make_data", "make_flow", "pretrain_on_data", "divergence_table", "table2", "table6",
+           "table7", "figure6"]
 
 DIMS = (16, 32, 64)
 FLOW_SIZES = {16: (32, 2), 32: (39, 2), 64: (51, 2)}  # Table 6: hidden units, RealNVP blocks
@@ -75,7 +76,8 @@ class HighDimConfig:
         if self.pretrain_objective not in PRETRAIN_OBJECTIVES:
             raise ValueError(f"pretrain_objective must be one of {', '.join(PRETRAIN_OBJECTIVES)}, got "
                              f"{self.pretrain_objective!r}")
-        shortest = self.rhat_sweeps * min(self.ula_steps, self.ntebm_steps, self.coopflow_steps, self.flowmc_steps)
+        shortest = self.rhat_sweeps * min(self.ula_steps, self.ntebm_steps, self.coopflow_steps,
+                                          self.flowmc_steps)
         if shortest < MIN_RHAT_DRAWS:
             raise ValueError(f"R-hat chains need at least {MIN_RHAT_DRAWS} draws, the shortest here has "
                              f"{shortest}: raise rhat_sweeps")
@@ -84,13 +86,12 @@ class HighDimConfig:
 PAPER = dict(seed=0, max_misassignment=1e-10, n_misassignment=1_000_000, n_data=50_000, epochs=150,
              batch_size=128, n_persistent=8192, lr_ula=1e-2, lr_ntebm=1e-2, lr_coopflow=1e-3, lr_flowmc=1e-3,
              ula_step_size=1e-3, ula_steps=512, ntebm_steps=128, coopflow_step_size=1e-4, coopflow_steps=256,
-             flowmc_steps=16, flowmc_local_steps=8, mala_step_size=0.2, n_particles=128, pretrain_objective="data",
-             pretrain_steps=512,
-             pretrain_lr=1e-2, rhat_sweeps=1, rhat_evals=30)
+             flowmc_steps=16, flowmc_local_steps=8, mala_step_size=0.2, n_particles=128,
+             pretrain_objective="data", pretrain_steps=512, pretrain_lr=1e-2, rhat_sweeps=1, rhat_evals=30)
 # cpu: every sampler runs 1/8 of the paper's MCMC steps per iteration (R-hat chains keep the paper's length
-# through rhat_sweeps = 8), i-SIR uses 32 candidates, and training is 600 iterations instead of 58 600.
-CPU = {**PAPER, "n_data": 12_800, "epochs": 6, "ula_steps": 64, "ntebm_steps": 16, "coopflow_steps": 32,
-       "flowmc_steps": 2, "n_particles": 32, "rhat_sweeps": 8, "rhat_evals": 10}
+# through rhat_sweeps = 8), i-SIR uses 64 candidates, and training is 1200 iterations instead of 58 500.
+CPU = {**PAPER, "n_data": 12_800, "epochs": 12, "ula_steps": 64, "ntebm_steps": 16, "coopflow_steps": 32,
+       "flowmc_steps": 2, "n_particles": 64, "rhat_sweeps": 8, "rhat_evals": 10}
 PROFILES = {
     "smoke": {**CPU, "n_misassignment": 100_000, "n_data": 1024, "epochs": 1, "batch_size": 64,
               "n_persistent": 256, "ula_steps": 8, "ntebm_steps": 4, "coopflow_steps": 8, "flowmc_steps": 1,
@@ -244,11 +245,10 @@ def _ntebm_trajectory(sampler: NTEBMNegatives, n_steps: int) -> Trajectory:
 
 @dataclass
 class Setup:
-    """What one method needs: its negative sampler, its flow (if any), its learning rate, how its R-hat
-    chains move, and where they start (None: from the persistent state)."""
+    """What one method needs: its negative sampler, its learning rate, how its R-hat chains move, and where
+    they start (None: from the persistent state)."""
 
     sampler: NegativeSampler
-    flow: RealNVP | None
     lr: float
     trajectory: Trajectory
     rhat_start: Callable[[int, torch.Generator], Tensor] | None = None
@@ -309,17 +309,17 @@ def build_method(config: HighDimConfig, method: str, target: GaussianMixture, ba
         sampler, flow = make_sampler(spec, base, generator, pretrain_target=target.log_prob,
                                      flow_couplings=COUPLINGS_PER_BLOCK * blocks, flow_hidden=hidden)
     if method == "ula":
-        return Setup(GaussianStartULA(sampler, base), None, spec.lr,
+        return Setup(GaussianStartULA(sampler, base), spec.lr,
                      _ula_trajectory(spec.step_size, sweeps * spec.n_steps))
     if method == "ntebm":
-        return Setup(sampler, flow, spec.lr, _ntebm_trajectory(sampler, sweeps * spec.n_steps))
+        return Setup(sampler, spec.lr, _ntebm_trajectory(sampler, sweeps * spec.n_steps))
     if method == "coopflow":
         def from_flow(n: int, g: torch.Generator) -> Tensor:
             return sampler.initial_states(torch.empty(n, target.dim), g)
-        return Setup(sampler, flow, spec.lr, _ula_trajectory(spec.step_size, sweeps * spec.n_steps, noise=False),
+        return Setup(sampler, spec.lr, _ula_trajectory(spec.step_size, sweeps * spec.n_steps, noise=False),
                      rhat_start=from_flow)
     kernel = FlowMCKernel("G" + "L" * config.flowmc_local_steps, spec.step_size, spec.n_particles)
-    return Setup(sampler, flow, spec.lr, _flowmc_trajectory(kernel, flow, sweeps * config.flowmc_steps))
+    return Setup(sampler, spec.lr, _flowmc_trajectory(kernel, flow, sweeps * config.flowmc_steps))
 
 
 # --- training with R-hat along the way ------------------------------------------------------------------------
