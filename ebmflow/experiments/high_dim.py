@@ -29,7 +29,7 @@ from ..targets import GaussianMixture
 from ..training import (METHODS, CoopFlowNegatives, MethodSpec, NegativeSampler, NTEBMNegatives,
                         TrainingDivergedError, ULANegatives, fit_ebm, make_sampler, tilted_log_density)
 
-__all__ = ["HighDimConfig", "PROFILES", "DIMS", "METHODS", "FLOW_SIZES", "PAPER_TABLE2", "PAPER_A",
+__all__ = ["HighDimConfig", "PROFILES", "CHOICES", "DIMS", "METHODS", "FLOW_SIZES", "PAPER_TABLE2", "PAPER_A",
            "four_mode_mixture", "coordinate_magnitude", "misassignment_table", "max_rhat", "RunResult",
            "run_method", "make_data", "make_flow", "pretrain_on_data", "divergence_table", "table2", "table6",
            "table7", "figure6"]
@@ -92,6 +92,33 @@ PAPER = dict(seed=0, max_misassignment=1e-10, n_misassignment=1_000_000, n_data=
 # through rhat_sweeps = 8), i-SIR uses 64 candidates, and training is 1200 iterations instead of 58 500.
 CPU = {**PAPER, "n_data": 12_800, "epochs": 12, "ula_steps": 64, "ntebm_steps": 16, "coopflow_steps": 32,
        "flowmc_steps": 2, "n_particles": 64, "rhat_sweeps": 8, "rhat_evals": 10}
+CHOICES = (
+    "Mean scaling: the paper's sign pattern with per-coordinate magnitude m_d = Δ/sqrt(2d), so the two closest "
+    "means are Δ ≈ 12.93 apart in every dimension, the smallest gap for which the union bound 2Φ̄(Δ/2) on the "
+    "misassignment rate equals the paper's 1e-10 (its literal a = 0.5919 misassigns about 9% of samples in d = 16).",
+    "Flows (Table 6): a RealNVP block is two affine couplings with complementary half masks; coupling nets have 3 "
+    "hidden layers and a zero last layer, so each flow is the identity at initialisation.",
+    "R-hat: rank-normalised split R-hat (arviz-stats) per coordinate, maximum over coordinates, on the `batch_size` "
+    "= 128 chains just drawn from the persistent bank (fresh flow samples for CoopFlow), run with the method's own "
+    "MCMC on the current model for the paper's per-iteration length (512 ULA, 128 latent MALA, 256 Langevin or 16 "
+    "stacked flowMC steps) on a separate random stream; draws are the states after each step (each stacked step for "
+    "flowMC), thinned evenly to at most 64. Figure 6's time axis excludes these measurements.",
+    "Every method, ULA-EBM included, trains the tilted EBM; ULA-EBM's chains start from rho (\"gaussian\"), the "
+    "others' from their flow. Optimiser: Adam at the paper's learning rates, shared by EBM and flow.",
+    "flowMC-EBM: MALA step 0.2 (not given; 0.05 gave 92% local acceptance in d = 64 and a slower fall of R-hat, "
+    "0.2 gives about 75%); \"use only last step? = no\" read as one negative per stacked step, from "
+    "`batch_size / flowmc_steps` chains.",
+    "NT-EBM (fixed flow, latent MALA adapted to 75%) and CoopFlow (flow frozen for the first 4% of iterations) use "
+    "the library's samplers. Their flows are pre-trained (512 steps, lr 1e-2) by maximum likelihood on the data: "
+    "the paper's \"reverse KL\" has no stated target, and reverse KL towards p* (`pretrain_objective = "
+    "\"reverse_kl\"`) put all 4096 flow samples in one mode in d = 16 and 64, after which both baselines diverged "
+    "within 200 iterations in d = 64.",
+    "Divergence: the training loop stops a run whose mean energy exceeds 1e4 in absolute value; the run is shown up "
+    "to that point (x in Figure 6) and Table 2 gives its R-hat at the last measurement before it stopped.",
+    "cpu profile: 1200 iterations (paper about 58 500), 1/8 of the paper's MCMC steps per iteration, i-SIR with 64 "
+    "candidates (paper 128), R-hat measured 10 times per run; the R-hat chains keep the paper's length. With 600 "
+    "iterations and 32 candidates flowMC-EBM ended at R-hat 1.04 / 1.13 / 1.07, still falling in d = 32.",
+)
 PROFILES = {
     "smoke": {**CPU, "n_misassignment": 100_000, "n_data": 1024, "epochs": 1, "batch_size": 64,
               "n_persistent": 256, "ula_steps": 8, "ntebm_steps": 4, "coopflow_steps": 8, "flowmc_steps": 1,
