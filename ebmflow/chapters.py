@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from .config import resolve_config
-from .experiments import motivating
+from .experiments import extended, motivating, toy_benchmarks
+from .experiments.benchmarks import BenchmarkConfig
 
 __all__ = ["Chapter", "CHAPTERS", "BOOK_DIR", "get_chapter", "chapter_config"]
 
@@ -29,6 +30,10 @@ class Chapter:
 CHAPTERS: dict[str, Chapter] = {c.name: c for c in [
     Chapter("01_motivating_example", "Figure 1: mode weights on a 2:1 mixture",
             motivating.MotivatingConfig, motivating.PROFILES),
+    Chapter("02_toy_benchmarks", "Figure 2, Tables 1 and 5: 8 Gaussians and Rings, four methods",
+            BenchmarkConfig, toy_benchmarks.PROFILES),
+    Chapter("03_extended_example", "Figures 3-5, Tables 3 and 4: relative weights of four modes",
+            BenchmarkConfig, extended.PROFILES),
 ]}
 
 
