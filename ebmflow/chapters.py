@@ -10,9 +10,17 @@ from .config import resolve_config
 from .experiments import extended, motivating, toy_benchmarks
 from .experiments.benchmarks import BenchmarkConfig
 
-__all__ = ["Chapter", "CHAPTERS", "BOOK_DIR", "get_chapter", "chapter_config"]
+__all__ = ["SummaryConfig", "Chapter", "CHAPTERS", "BOOK_DIR", "get_chapter", "chapter_config", "choices_markdown"]
 
 BOOK_DIR = Path(__file__).resolve().parent.parent / "book"
+
+
+@dataclass(frozen=True)
+class SummaryConfig:
+    """Summary pages (intro, report) only read what the chapters stored: no knob beyond the profile."""
+
+
+SUMMARY_PROFILES: dict[str, dict[str, Any]] = {"smoke": {}, "cpu": {}, "paper": {}}
 
 
 @dataclass(frozen=True)
@@ -21,6 +29,8 @@ class Chapter:
     title: str
     config_cls: type
     profiles: dict[str, dict[str, Any]]
+    choices: tuple[str, ...] = ()  # choices made where the paper is silent
+    summary: bool = False  # summary pages run after every experiment chapter
 
     @property
     def notebook(self) -> Path:
@@ -29,11 +39,13 @@ class Chapter:
 
 CHAPTERS: dict[str, Chapter] = {c.name: c for c in [
     Chapter("01_motivating_example", "Figure 1: mode weights on a 2:1 mixture",
-            motivating.MotivatingConfig, motivating.PROFILES),
+            motivating.MotivatingConfig, motivating.PROFILES, motivating.CHOICES),
     Chapter("02_toy_benchmarks", "Figure 2, Tables 1 and 5: 8 Gaussians and Rings, four methods",
-            BenchmarkConfig, toy_benchmarks.PROFILES),
+            BenchmarkConfig, toy_benchmarks.PROFILES, toy_benchmarks.CHOICES),
     Chapter("03_extended_example", "Figures 3-5, Tables 3 and 4: relative weights of four modes",
-            BenchmarkConfig, extended.PROFILES),
+            BenchmarkConfig, extended.PROFILES, extended.CHOICES),
+    Chapter("intro", "Introduction, map of the paper, runtimes", SummaryConfig, SUMMARY_PROFILES, summary=True),
+    Chapter("99_report", "Reproduction report", SummaryConfig, SUMMARY_PROFILES, summary=True),
 ]}
 
 
@@ -52,3 +64,8 @@ def chapter_config(name: str, profile: str, namespace: dict[str, Any]):
     fields = [f.name for f in dataclasses.fields(chapter.config_cls)]
     return resolve_config(chapter.config_cls, chapter.profiles, profile,
                           **{field: namespace.get(field) for field in fields})
+
+
+def choices_markdown(name: str) -> str:
+    """The chapter's choices where the paper is silent, as a Markdown list."""
+    return "\n".join(f"- {choice}" for choice in get_chapter(name).choices)

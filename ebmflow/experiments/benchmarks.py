@@ -23,7 +23,7 @@ from ..targets import GaussianMixture, Rings, eight_gaussians, four_collinear_mo
 from ..training import (METHODS, History, MethodSpec, NegativeSampler, fit_ebm, make_sampler,
                         tilted_log_density)
 
-__all__ = ["BenchmarkConfig", "TARGETS", "TARGET_LABELS", "MethodResult", "method_specs", "make_data",
+__all__ = ["BenchmarkConfig", "CHOICES", "TARGETS", "TARGET_LABELS", "MethodResult", "method_specs", "make_data",
            "run_method", "table1_error", "hyperparameter_table", "density_row"]
 
 TARGETS: dict[str, tuple[Callable[[], GaussianMixture | Rings], float]] = {
@@ -32,6 +32,21 @@ TARGETS: dict[str, tuple[Callable[[], GaussianMixture | Rings], float]] = {
     "rings": (rings, 5.0),
     "extended": (four_collinear_modes, 4.5),
 }
+CHOICES = (
+    "Tilt rho = N(0, s^2 I) with s^2 the largest per-coordinate variance of p* (the paper's rule for its "
+    "high-dimensional example, §C.5); it is also the flow's base. NT-EBM's latent chains target the pull-back "
+    "of the same tilted model, -E(T z) + log rho(T z) + log|det dT/dz|, so all four methods learn one model family.",
+    "Flow pre-training (NT-EBM, CoopFlow): reverse KL to p* itself (exact for these targets), Adam at lr 1e-2. "
+    "NT-EBM keeps that flow fixed (Nijkamp et al. 2022); CoopFlow freezes it for the first 4% of the iterations, "
+    "then fits it by maximum likelihood on its revised samples.",
+    "Persistent bank of `n_persistent` chains, a random `batch_size` of them advanced per iteration; CoopFlow "
+    "restarts its chains from fresh flow samples every iteration.",
+    "Negatives: the last state for ULA-EBM, NT-EBM and CoopFlow; for flowMC-EBM ('use only last step? = no') "
+    "batch_size/k chains each give k states evenly spaced along the iteration's schedule (the last included).",
+    "flowMC-EBM's MALA step 0.01, fixed; NT-EBM's latent MALA step adapted after every step (x/÷1.05) to 75%.",
+    "Optimiser: Adam at the paper's learning rates, except NT-EBM at 1e-3 in the cpu profile (1e-2 diverged).",
+    "ULA-EBM chains start uniformly on the plotting box.",
+)
 TARGET_LABELS = {"8gaussians": "8 Gaussians", "rings": "Rings", "extended": "4 modes (0.1, 0.2, 0.3, 0.4)"}
 
 
