@@ -3,6 +3,7 @@ import pytest
 
 from ebmflow.chapters import CHAPTERS
 from ebmflow.glued import read_glued
+from ebmflow.report import COOPFLOW_8G_WHY_NOT
 from ebmflow.training import METHODS
 
 TARGETS = ("8gaussians", "rings")
@@ -25,6 +26,7 @@ def test_flowmc_ebm_has_the_lowest_log_density_error(table1, target):
     assert table1["flowmc", target] < min(others.values()), (table1["flowmc", target], others)
 
 
+@pytest.mark.xfail(strict=True, reason=COOPFLOW_8G_WHY_NOT)
 def test_coopflow_has_the_largest_error_on_8_gaussians(table1):
     # Paper Table 1: CoopFlow 58.75 on 8 Gaussians, the largest of the four methods.
     others = [table1[method, "8gaussians"] for method in METHODS if method != "coopflow"]
