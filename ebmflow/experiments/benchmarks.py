@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import pandas as pd
-import torch
 from matplotlib.axes import Axes
 from torch import Tensor
 
