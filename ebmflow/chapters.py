@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from .config import resolve_config
-from .experiments import high_dim, motivating
+from .experiments import extended, high_dim, motivating, toy_benchmarks
+from .experiments.benchmarks import BenchmarkConfig
 
 __all__ = ["SummaryConfig", "Chapter", "CHAPTERS", "BOOK_DIR", "get_chapter", "chapter_config", "choices_markdown"]
 
@@ -39,6 +40,10 @@ class Chapter:
 CHAPTERS: dict[str, Chapter] = {c.name: c for c in [
     Chapter("01_motivating_example", "Figure 1: mode weights on a 2:1 mixture",
             motivating.MotivatingConfig, motivating.PROFILES, motivating.CHOICES),
+    Chapter("02_toy_benchmarks", "Figure 2, Tables 1 and 5: 8 Gaussians and Rings, four methods",
+            BenchmarkConfig, toy_benchmarks.PROFILES, toy_benchmarks.CHOICES),
+    Chapter("03_extended_example", "Figures 3-5, Tables 3 and 4: relative weights of four modes",
+            BenchmarkConfig, extended.PROFILES, extended.CHOICES),
     Chapter("04_high_dim_mixture", "Table 2 and Figure 6: R-hat on a 4-mode mixture in 16-64 dimensions",
             high_dim.HighDimConfig, high_dim.PROFILES, high_dim.CHOICES),
     Chapter("intro", "Introduction, map of the paper, runtimes", SummaryConfig, SUMMARY_PROFILES, summary=True),

@@ -66,6 +66,12 @@ def _lowest(keys: dict[str, str], paper: dict[str, float], fmt: str, what: str) 
                  lambda g: all(g[keys["flowmc"]] < g[keys[m]] for m in BASELINES))
 
 
+COOPFLOW_8G_WHY_NOT = (
+    "at the cpu profile NT-EBM's error on 8 Gaussians (81.1) exceeds CoopFlow's (28.6): NT-EBM's EBM collapsed onto "
+    "a spike its latent MALA chains did not follow; tried lr 1e-2 (diverged, 16 and 32 latent steps) and 64 latent "
+    "steps at lr 1e-3 (56.5, still above CoopFlow)")
+
+
 def _table1_claims() -> tuple[Claim, ...]:
     claims = []
     for target, label in (("8gaussians", "8 Gaussians"), ("rings", "Rings")):
@@ -74,7 +80,8 @@ def _table1_claims() -> tuple[Claim, ...]:
     keys = {m: f"table1_{m}_8gaussians" for m in METHODS}
     claims.append(Claim("CoopFlow has the largest error on 8 Gaussians", "CoopFlow 58.75 (next 1.86)",
                         lambda g: f"CoopFlow {g[keys['coopflow']]:.2f}", "CoopFlow > every other method",
-                        lambda g: all(g[keys["coopflow"]] > g[keys[m]] for m in METHODS if m != "coopflow")))
+                        lambda g: all(g[keys["coopflow"]] > g[keys[m]] for m in METHODS if m != "coopflow"),
+                        expected_to_hold=False, why_not=COOPFLOW_8G_WHY_NOT))
     return tuple(claims)
 
 

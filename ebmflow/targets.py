@@ -131,6 +131,10 @@ class Rings:
         t = 2 * math.pi * torch.rand(n, generator=generator)
         return torch.stack([r * t.cos(), r * t.sin()], dim=1)
 
+    def max_coordinate_variance(self) -> float:
+        """Per-coordinate variance E[r^2] / 2 (isotropic, zero mean); sizes the flow base rho."""
+        return float((self.weights * (self.radii**2 + self.std**2)).sum() / 2)
+
     def assign_mode(self, x: Tensor) -> Tensor:
         return (x.norm(dim=-1)[:, None] - self.radii).abs().argmin(dim=1)
 

@@ -119,3 +119,4 @@ def test_reverse_kl_pretraining_moves_the_flow_onto_the_target():
     torch.testing.assert_close(x.mean(0), mean, atol=0.1, rtol=0)
     # KL(lambda || N(mean, 0.25 I)) >= 0, so the loss is bounded below by -log Z = -log(2 pi 0.25)
     assert losses[-1] < losses[0] and losses[-1] > -math.log(2 * math.pi * 0.25) - 0.1
+
