@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import resolve_config
-from .experiments import motivating
+from .experiments import images, motivating
 
 __all__ = ["Chapter", "CHAPTERS", "BOOK_DIR", "get_chapter", "chapter_config"]
 
@@ -29,6 +29,8 @@ class Chapter:
 CHAPTERS: dict[str, Chapter] = {c.name: c for c in [
     Chapter("01_motivating_example", "Figure 1: mode weights on a 2:1 mixture",
             motivating.MotivatingConfig, motivating.PROFILES),
+    Chapter("05_images", "Figures 7–8: images, and class weights on real images",
+            images.ImagesConfig, images.PROFILES),
 ]}
 
 
