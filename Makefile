@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PROFILE ?= cpu
 STAMP := $(VENV)/.installed
 
-.PHONY: install book html test chapter clean
+.PHONY: install book html test chapter clean bench
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,3 +32,6 @@ test: $(STAMP)
 
 clean:
 	rm -rf _build book/figures
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_iteration.py

@@ -9,9 +9,17 @@ from typing import Any
 from .config import resolve_config
 from .experiments import images, motivating
 
-__all__ = ["Chapter", "CHAPTERS", "BOOK_DIR", "get_chapter", "chapter_config"]
+__all__ = ["SummaryConfig", "Chapter", "CHAPTERS", "BOOK_DIR", "get_chapter", "chapter_config", "choices_markdown"]
 
 BOOK_DIR = Path(__file__).resolve().parent.parent / "book"
+
+
+@dataclass(frozen=True)
+class SummaryConfig:
+    """Summary pages (intro, report) only read what the chapters stored: no knob beyond the profile."""
+
+
+SUMMARY_PROFILES: dict[str, dict[str, Any]] = {"smoke": {}, "cpu": {}, "paper": {}}
 
 
 @dataclass(frozen=True)
@@ -20,6 +28,8 @@ class Chapter:
     title: str
     config_cls: type
     profiles: dict[str, dict[str, Any]]
+    choices: tuple[str, ...] = ()  # choices made where the paper is silent
+    summary: bool = False  # summary pages run after every experiment chapter
 
     @property
     def notebook(self) -> Path:
@@ -28,9 +38,11 @@ class Chapter:
 
 CHAPTERS: dict[str, Chapter] = {c.name: c for c in [
     Chapter("01_motivating_example", "Figure 1: mode weights on a 2:1 mixture",
-            motivating.MotivatingConfig, motivating.PROFILES),
+            motivating.MotivatingConfig, motivating.PROFILES, motivating.CHOICES),
     Chapter("05_images", "Figures 7–8: images, and class weights on real images",
-            images.ImagesConfig, images.PROFILES),
+            images.ImagesConfig, images.PROFILES, images.CHOICES),
+    Chapter("intro", "Introduction, map of the paper, runtimes", SummaryConfig, SUMMARY_PROFILES, summary=True),
+    Chapter("99_report", "Reproduction report", SummaryConfig, SUMMARY_PROFILES, summary=True),
 ]}
 
 
@@ -49,3 +61,8 @@ def chapter_config(name: str, profile: str, namespace: dict[str, Any]):
     fields = [f.name for f in dataclasses.fields(chapter.config_cls)]
     return resolve_config(chapter.config_cls, chapter.profiles, profile,
                           **{field: namespace.get(field) for field in fields})
+
+
+def choices_markdown(name: str) -> str:
+    """The chapter's choices where the paper is silent, as a Markdown list."""
+    return "\n".join(f"- {choice}" for choice in get_chapter(name).choices)

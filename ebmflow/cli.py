@@ -1,4 +1,4 @@
-"""The ``ebmflow`` command: list, run and reproduce the book's chapters."""
+"""The ``ebmflow`` command: list, run and reproduce the book's chapters; report the verdicts."""
 from __future__ import annotations
 
 import argparse
@@ -44,13 +44,24 @@ def _run(args: argparse.Namespace) -> None:
 def _reproduce(args: argparse.Namespace) -> None:
     from .runner import run_chapter
 
-    for name in CHAPTERS:
-        print(f"running {name} at profile {args.profile}", flush=True)
-        run_chapter(name, args.profile)
+    # experiment chapters first, then the summary pages that read their results
+    for chapter in sorted(CHAPTERS.values(), key=lambda c: c.summary):
+        print(f"running {chapter.name} at profile {args.profile}", flush=True)
+        run_chapter(chapter.name, args.profile)
     root = BOOK_DIR.parent
     subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build", str(root), "-W", "-n",
                     "--keep-going"], check=True)
     print(f"book: {root / '_build' / 'html' / 'index.html'}")
+
+
+def _report(_: argparse.Namespace) -> None:
+    from .report import VERDICTS, load_glued, verdict_rows
+
+    rows = verdict_rows(load_glued())
+    for row in rows:
+        print(f"{row['item']:<9} {row['claim']}")
+        print(f"{'':<9} paper: {row['paper']}  |  ours: {row['ours']}  |  rule: {row['rule']}  ->  {row['verdict']}")
+    print("; ".join(f"{n} {v}" for v in VERDICTS if (n := sum(r["verdict"] == v for r in rows))))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     reproduce = commands.add_parser("reproduce", help="every chapter, then the book")
     reproduce.add_argument("--profile", default="cpu", choices=PROFILES)
     reproduce.set_defaults(func=_reproduce)
+    commands.add_parser("report", help="verdicts: the paper's numbers beside ours, from the executed chapters"
+                        ).set_defaults(func=_report)
     args = parser.parse_args(argv)
     try:
         args.func(args)

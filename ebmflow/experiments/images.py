@@ -25,7 +25,7 @@ from ..samplers.flowmc import validate_schedule
 from ..seeding import make_generator
 from ..training import FlowMCNegatives, History, ULANegatives, fit_ebm, tilted_log_density
 
-__all__ = ["ImagesConfig", "PROFILES", "ImageResult", "parse_classes", "load_data", "class_weight_data",
+__all__ = ["ImagesConfig", "PROFILES", "CHOICES", "ImageResult", "parse_classes", "load_data", "class_weight_data",
            "train_method", "sample_from_persistent", "energies", "fit_classifier", "class_proportions",
            "tail_mean", "figure7", "figure8", "acceptance_figure", "class_weights_figure"]
 
@@ -77,6 +77,31 @@ CPU = dict(seed=0, dataset="digits", data_root="~/data", test_fraction=0.2, epoc
 PAPER = {**CPU, "dataset": "cifar10", "epochs": 70, "batch_size": 128, "n_persistent": 1024, "lr": 1e-4,
          "energy_width": 88, "flow_couplings": 8, "flow_hidden": 64, "flow_blocks": 6,
          "flowmc_schedule": ("G" + "L" * 32) * 3, "n_particles": 128, "sample_iterations": 6, "cw_epochs": 1000}
+CHOICES = (
+    "Data: pixels dequantised with fresh noise at every batch, x = 2 (v + U) / L - 1 with L levels (256 for "
+    "CIFAR-10: the paper's (255x + U)/256 rescaled to [-1, 1]; 17 for digits); random horizontal flips for "
+    "CIFAR-10 only (a mirrored digit is not a digit); digits split at random 80 % train / 20 % test.",
+    "EBM: a Du & Mordatch-style residual convolutional net (SiLU, average pooling down to 4x4, global pooling, a "
+    "small two-layer head whose last layer starts at zero, so E = 0 at initialisation); the paper's widths are "
+    "unknown, width 88 gives its ≈4.5 M parameters on CIFAR-10. The cpu profile uses width 16 (≈20 k).",
+    "Flow: RealNVP on nflows, one squeeze to (4C, H/2, W/2) then affine couplings with convolutional residual "
+    "nets alternating four channel masks (single scale, no batch norm, so the density does not depend on "
+    "train/eval mode), after the fixed affine map to [0, 1] and logit(0.05 + 0.9 u); the tilt rho is N(0, I) "
+    "pushed through the fixed layers only, so the flow equals rho at initialisation.",
+    "Optimiser: Adam for both nets; the paper's decay (x 0.99 every 50 iterations) and L2 energy regulariser "
+    "(lambda = 1e-4 on the mean squared energies of positives and negatives) at every profile.",
+    "Sampler: MALA step size fixed at 1e-3 (unknown in the paper; 3e-3 let the MALA acceptance fall to 1-16 %); "
+    "a MALA proposal outside the pixel box has no tilt density and is rejected; ULA-EBM's chains start uniformly "
+    "in [-1, 1] and are clipped back into it after every step (as Du & Mordatch do).",
+    "cpu profile: flowMC schedule G + 8 L + G + 8 L with 32 i-SIR particles, 512 persistent chains of which 64 "
+    "advance per iteration, lr 1e-3, 15 epochs of the 1438 training digits (Figures 7-8) and 120 epochs of the "
+    "255 imbalanced images (class weights); ULA-EBM: 20 ULA steps of size 1e-3 per iteration.",
+    "Figure 8: 64 chains started from randomly chosen persistent states, run `sample_iterations` sampler "
+    "iterations (the paper: 512 steps; the paper profile's 6 iterations of 99 steps give 594).",
+    "Class weights: each model's samples are its persistent chains run `sample_iterations` more iterations of "
+    "its own sampler; a logistic regression trained on all training images of the classes (balanced, so it has "
+    "no prior towards the imbalance) labels them; the error is the largest absolute error over classes.",
+)
 PROFILES = {
     "smoke": {**CPU, "epochs": 1, "batch_size": 32, "n_persistent": 64, "energy_width": 8, "flow_couplings": 2,
               "flow_hidden": 8, "flowmc_schedule": "GLLL", "n_particles": 8, "sample_iterations": 2,

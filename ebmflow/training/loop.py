@@ -70,6 +70,9 @@ def fit_ebm(data: Tensor, energy: nn.Module, base: DiagonalGaussian, sampler: Ne
             raise ValueError(f"{name} must be positive, got {value}")
     if batch_size > n_persistent:
         raise ValueError(f"batch_size ({batch_size}) cannot exceed n_persistent ({n_persistent})")
+    if batch_size > len(data):
+        raise ValueError(f"batch_size ({batch_size}) exceeds the data set ({len(data)} points): use more data "
+                         f"or a smaller batch")
     optimizer = torch.optim.Adam(energy.parameters(), lr=lr)
     schedulers = []
     if lr_decay is not None:
