@@ -128,8 +128,11 @@ PAPER_ITEMS: list[PaperItem] = [
                Claim("beyond the paper: flowMC-EBM gets class proportions of imbalanced digits closer than ULA-EBM",
                      "not measured in the paper",
                      _fmt("images_classweights_flowmc_err", "images_classweights_ula_err"),
-                     "largest class-proportion error: flowMC-EBM < ULA-EBM",
-                     lambda g: g["images_classweights_flowmc_err"] < g["images_classweights_ula_err"]))),
+                     "largest class-proportion error (mean over seeds): flowMC-EBM < ULA-EBM",
+                     lambda g: g["images_classweights_flowmc_err"] < g["images_classweights_ula_err"],
+                     expected_to_hold=False,
+                     why_not="cpu profile, 120 epochs, 2 seeds: flowMC-EBM 0.212 (seeds 0.049, 0.374) vs ULA-EBM "
+                             "0.184 (seeds 0.122, 0.246); the seed-to-seed spread exceeds the difference"))),
 ]
 
 

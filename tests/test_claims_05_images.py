@@ -19,6 +19,10 @@ def test_the_classifier_measuring_class_weights_is_accurate(glued):
     assert glued["images_classifier_accuracy"] > 0.9
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "cpu profile, digits 0/1/7 in proportions 0.6/0.3/0.1, 120 epochs, 2 seeds: largest class-proportion error "
+    "flowMC-EBM 0.212 (seeds 0.049, 0.374) vs ULA-EBM 0.184 (seeds 0.122, 0.246); the seed-to-seed spread exceeds "
+    "the difference between the methods"))
 def test_flowmc_ebm_estimates_class_weights_better_than_ula_ebm(glued):
     # Beyond the paper: its motivation (relative importance of classes) measured on real images.
     assert glued["images_classweights_flowmc_err"] < glued["images_classweights_ula_err"]

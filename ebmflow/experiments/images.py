@@ -8,6 +8,7 @@ classifies each model's samples with a classifier trained on the data.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -26,7 +27,7 @@ from ..seeding import make_generator
 from ..training import FlowMCNegatives, History, ULANegatives, fit_ebm, tilted_log_density
 
 __all__ = ["ImagesConfig", "PROFILES", "CHOICES", "ImageResult", "parse_classes", "load_data", "class_weight_data",
-           "train_method", "sample_from_persistent", "energies", "fit_classifier", "class_proportions",
+           "train_method", "sample_from_persistent", "energies", "fit_classifier", "class_proportions", "class_weights_run",
            "tail_mean", "figure7", "figure8", "acceptance_figure", "class_weights_figure"]
 
 
@@ -54,6 +55,7 @@ class ImagesConfig:
     cw_classes: str  # class-weight study: digit classes, comma separated
     cw_proportions: str  # their proportions in the imbalanced training subset
     cw_epochs: int
+    cw_seeds: int  # independent training runs per method (seeds seed, seed + 1, ...)
     ula_steps: int  # ULA steps per iteration (ULA-EBM)
     ula_step_size: float
 
@@ -73,7 +75,7 @@ CPU = dict(seed=0, dataset="digits", data_root="~/data", test_fraction=0.2, epoc
            n_persistent=512, lr=1e-3, lr_decay=0.99, lr_decay_every=50, energy_l2=1e-4, energy_width=16,
            flow_couplings=6, flow_hidden=16, flow_blocks=1, flowmc_schedule="G" + "L" * 8 + "G" + "L" * 8,
            step_size=1e-3, n_particles=32, sample_iterations=20, cw_classes="0,1,7", cw_proportions="0.6,0.3,0.1",
-           cw_epochs=120, ula_steps=20, ula_step_size=1e-3)
+           cw_epochs=120, cw_seeds=2, ula_steps=20, ula_step_size=1e-3)
 PAPER = {**CPU, "dataset": "cifar10", "epochs": 70, "batch_size": 128, "n_persistent": 1024, "lr": 1e-4,
          "energy_width": 88, "flow_couplings": 8, "flow_hidden": 64, "flow_blocks": 6,
          "flowmc_schedule": ("G" + "L" * 32) * 3, "n_particles": 128, "sample_iterations": 6, "cw_epochs": 1000}
@@ -100,12 +102,13 @@ CHOICES = (
     "iterations (the paper: 512 steps; the paper profile's 6 iterations of 99 steps give 594).",
     "Class weights: each model's samples are its persistent chains run `sample_iterations` more iterations of "
     "its own sampler; a logistic regression trained on all training images of the classes (balanced, so it has "
-    "no prior towards the imbalance) labels them; the error is the largest absolute error over classes.",
+    "no prior towards the imbalance) labels them; a run's error is the largest absolute error over classes, "
+    "and the glued error of a method is its mean over `cw_seeds` runs (seeds `seed`, `seed` + 1, ...).",
 )
 PROFILES = {
     "smoke": {**CPU, "epochs": 1, "batch_size": 32, "n_persistent": 64, "energy_width": 8, "flow_couplings": 2,
               "flow_hidden": 8, "flowmc_schedule": "GLLL", "n_particles": 8, "sample_iterations": 2,
-              "cw_epochs": 2, "ula_steps": 3},
+              "cw_epochs": 2, "cw_seeds": 1, "ula_steps": 3},
     "cpu": CPU,
     "paper": PAPER,
 }
@@ -215,6 +218,16 @@ def class_proportions(predict, samples: Tensor, n_classes: int) -> np.ndarray:
     return np.bincount(labels, minlength=n_classes)[:n_classes] / len(labels)
 
 
+def class_weights_run(config: ImagesConfig, method: str, seed: int, digits: ImageData, images: Tensor,
+                      predict, n_classes: int) -> tuple[np.ndarray, ImageResult]:
+    """Train ``method`` with ``seed`` on the imbalanced ``images``; return the class proportions of its samples
+    (persistent chains run ``sample_iterations`` more iterations, labelled by ``predict``) and the run."""
+    seeded = dataclasses.replace(config, seed=seed)
+    result = train_method(seeded, method, images, digits, config.cw_epochs)
+    samples = sample_from_persistent(result, seeded, n_chains=config.n_persistent)
+    return class_proportions(predict, samples, n_classes), result
+
+
 def tail_mean(values: list[float], fraction: float = 0.25) -> float:
     """Mean of the last ``fraction`` of a training curve."""
     tail = values[-max(1, int(len(values) * fraction)):]
@@ -266,14 +279,18 @@ def acceptance_figure(history: History, window: int = 25):
     return fig
 
 
-def class_weights_figure(true: np.ndarray, estimated: dict[str, np.ndarray], classes: tuple[int, ...]):
-    """True class proportions beside each method's estimate."""
+def class_weights_figure(true: np.ndarray, estimated: dict[str, list[np.ndarray]], classes: tuple[int, ...]):
+    """True class proportions beside each method's estimates: bars at the mean over seeds, one dot per seed."""
     fig, ax = plt.subplots(figsize=(6, 3.2), layout="constrained")
-    bars = {"training data (truth)": (true, "0.3")}
-    bars.update({METHOD_LABELS[m]: (p, METHOD_COLORS[m]) for m, p in estimated.items()})
+    bars = {"training data (truth)": ([true], "0.3")}
+    bars.update({METHOD_LABELS[m]: (runs, METHOD_COLORS[m]) for m, runs in estimated.items()})
     width = 0.8 / len(bars)
-    for i, (label, (values, color)) in enumerate(bars.items()):
-        ax.bar(np.arange(len(classes)) + (i - (len(bars) - 1) / 2) * width, values, width, color=color, label=label)
+    for i, (label, (runs, color)) in enumerate(bars.items()):
+        x = np.arange(len(classes)) + (i - (len(bars) - 1) / 2) * width
+        ax.bar(x, np.mean(runs, axis=0), width, color=color, label=label)
+        if len(runs) > 1:
+            for run in runs:
+                ax.plot(x, run, "o", color="k", ms=3)
     ax.set_xticks(np.arange(len(classes)), [f"digit {c}" for c in classes])
     ax.set(ylabel="class proportion", ylim=(0, 1))
     ax.legend(fontsize="small")
