@@ -75,7 +75,7 @@ CPU = dict(seed=0, dataset="digits", data_root="~/data", test_fraction=0.2, epoc
            n_persistent=512, lr=1e-3, lr_decay=0.99, lr_decay_every=50, energy_l2=1e-4, energy_width=16,
            flow_couplings=6, flow_hidden=16, flow_blocks=1, flowmc_schedule="G" + "L" * 8 + "G" + "L" * 8,
            step_size=1e-3, n_particles=32, sample_iterations=20, cw_classes="0,1,7", cw_proportions="0.6,0.3,0.1",
-           cw_epochs=120, cw_seeds=2, ula_steps=20, ula_step_size=1e-3)
+           cw_epochs=240, cw_seeds=2, ula_steps=20, ula_step_size=1e-3)
 PAPER = {**CPU, "dataset": "cifar10", "epochs": 70, "batch_size": 128, "n_persistent": 1024, "lr": 1e-4,
          "energy_width": 88, "flow_couplings": 8, "flow_hidden": 64, "flow_blocks": 6,
          "flowmc_schedule": ("G" + "L" * 32) * 3, "n_particles": 128, "sample_iterations": 6, "cw_epochs": 1000}
@@ -96,7 +96,7 @@ CHOICES = (
     "a MALA proposal outside the pixel box has no tilt density and is rejected; ULA-EBM's chains start uniformly "
     "in [-1, 1] and are clipped back into it after every step (as Du & Mordatch do).",
     "cpu profile: flowMC schedule G + 8 L + G + 8 L with 32 i-SIR particles, 512 persistent chains of which 64 "
-    "advance per iteration, lr 1e-3, 15 epochs of the 1438 training digits (Figures 7-8) and 120 epochs of the "
+    "advance per iteration, lr 1e-3, 15 epochs of the 1438 training digits (Figures 7-8) and 240 epochs of the "
     "255 imbalanced images (class weights); ULA-EBM: 20 ULA steps of size 1e-3 per iteration.",
     "Figure 8: 64 chains started from randomly chosen persistent states, run `sample_iterations` sampler "
     "iterations (the paper: 512 steps; the paper profile's 6 iterations of 99 steps give 594).",
