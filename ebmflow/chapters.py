@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import resolve_config
-from .experiments import extended, high_dim, motivating, toy_benchmarks
+from .experiments import extended, high_dim, images, motivating, toy_benchmarks
 from .experiments.benchmarks import BenchmarkConfig
 
 __all__ = ["SummaryConfig", "Chapter", "CHAPTERS", "BOOK_DIR", "get_chapter", "chapter_config", "choices_markdown"]
@@ -46,6 +46,8 @@ CHAPTERS: dict[str, Chapter] = {c.name: c for c in [
             BenchmarkConfig, extended.PROFILES, extended.CHOICES),
     Chapter("04_high_dim_mixture", "Table 2 and Figure 6: R-hat on a 4-mode mixture in 16-64 dimensions",
             high_dim.HighDimConfig, high_dim.PROFILES, high_dim.CHOICES),
+    Chapter("05_images", "Figures 7–8: images, and class weights on real images",
+            images.ImagesConfig, images.PROFILES, images.CHOICES),
     Chapter("intro", "Introduction, map of the paper, runtimes", SummaryConfig, SUMMARY_PROFILES, summary=True),
     Chapter("99_report", "Reproduction report", SummaryConfig, SUMMARY_PROFILES, summary=True),
 ]}

@@ -135,8 +135,11 @@ PAPER_ITEMS: list[PaperItem] = [
                Claim("beyond the paper: flowMC-EBM gets class proportions of imbalanced digits closer than ULA-EBM",
                      "not measured in the paper",
                      _fmt("images_classweights_flowmc_err", "images_classweights_ula_err"),
-                     "largest class-proportion error: flowMC-EBM < ULA-EBM",
-                     lambda g: g["images_classweights_flowmc_err"] < g["images_classweights_ula_err"]))),
+                     "largest class-proportion error (mean over seeds): flowMC-EBM < ULA-EBM",
+                     lambda g: g["images_classweights_flowmc_err"] < g["images_classweights_ula_err"],
+                     expected_to_hold=False,
+                     why_not="cpu profile, 240 epochs, 2 seeds: flowMC-EBM 0.228 (seeds 0.220, 0.236) vs ULA-EBM "
+                             "0.102 (seeds 0.111, 0.093); flowMC-EBM over-weights the majority class"))),
 ]
 
 

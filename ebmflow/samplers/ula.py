@@ -20,10 +20,15 @@ class ULAInfo:
 
 
 def ula_step(state: ChainState, log_density_fn: LogDensity, step_size: float,
-             generator: torch.Generator, noise: bool = True) -> tuple[ChainState, ULAInfo]:
-    """One ULA step for every chain; ``noise=False`` gives the noiseless Langevin used by CoopFlow."""
+             generator: torch.Generator, noise: bool = True,
+             bounds: tuple[float, float] | None = None) -> tuple[ChainState, ULAInfo]:
+    """One ULA step for every chain; ``noise=False`` gives the noiseless Langevin used by CoopFlow;
+    ``bounds`` = (low, high) clamps the new positions into a box (Du & Mordatch 2019's pixel clipping)."""
     drift = step_size * state.grad
     if noise:
         drift = drift + math.sqrt(2 * step_size) * torch.randn(state.position.shape, generator=generator)
-    new_state = init_state(state.position + drift, log_density_fn)
-    return new_state, ULAInfo(mean_displacement=float(drift.norm(dim=-1).mean()))
+    position = state.position + drift
+    if bounds is not None:
+        position = position.clamp(*bounds)
+    new_state = init_state(position, log_density_fn)
+    return new_state, ULAInfo(mean_displacement=float(drift.flatten(1).norm(dim=-1).mean()))

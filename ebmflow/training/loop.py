@@ -54,11 +54,16 @@ def tilted_log_density(energy: nn.Module, base: DiagonalGaussian) -> LogDensity:
 def fit_ebm(data: Tensor, energy: nn.Module, base: DiagonalGaussian, sampler: NegativeSampler, *,
             epochs: int, batch_size: int, n_persistent: int, lr: float, generator: torch.Generator,
             evaluate: Callable[[], dict] | None = None, eval_every: int = 0, max_energy: float = 1e4,
-            desc: str = "training") -> History:
+            desc: str = "training", energy_l2: float = 0.0, lr_decay: tuple[float, int] | None = None,
+            batch_transform: Callable[[Tensor, torch.Generator], Tensor] | None = None) -> History:
     """Train ``energy`` on ``data`` (n, d) with negatives from ``sampler``; returns the History.
 
     ``evaluate`` (if given) is called every ``eval_every`` iterations and at the end; its dict of values
-    is logged with the iteration and the (fractional) epoch.
+    is logged with the iteration and the (fractional) epoch. Options of the paper's CIFAR-10 set-up
+    (Appendix C.6): ``energy_l2`` adds lambda (mean E(x+)^2 + mean E(x-)^2) to the loss; ``lr_decay`` =
+    (factor, every) multiplies the learning rate of the EBM, and of the sampler's ``optimizer`` if it has
+    one (the flow), by factor every ``every`` iterations; ``batch_transform(batch, generator)`` maps each
+    data batch before use (fresh dequantisation noise and flips).
     """
     for name, value in {"epochs": epochs, "batch_size": batch_size, "n_persistent": n_persistent}.items():
         if value <= 0:
@@ -69,6 +74,11 @@ def fit_ebm(data: Tensor, energy: nn.Module, base: DiagonalGaussian, sampler: Ne
         raise ValueError(f"batch_size ({batch_size}) exceeds the data set ({len(data)} points): use more data "
                          f"or a smaller batch")
     optimizer = torch.optim.Adam(energy.parameters(), lr=lr)
+    schedulers = []
+    if lr_decay is not None:
+        factor, every = lr_decay
+        optimizers = [optimizer] + ([sampler.optimizer] if hasattr(sampler, "optimizer") else [])
+        schedulers = [torch.optim.lr_scheduler.StepLR(o, step_size=every, gamma=factor) for o in optimizers]
     log_target = tilted_log_density(energy, base)
     bank = sampler.init_chains(n_persistent, data.shape[1], generator)
     history = History()
@@ -86,15 +96,23 @@ def fit_ebm(data: Tensor, energy: nn.Module, base: DiagonalGaussian, sampler: Ne
         order = torch.randperm(len(data), generator=generator)
         for b in range(per_epoch):
             positives = data[order[b * batch_size:(b + 1) * batch_size]]
+            if batch_transform is not None:
+                positives = batch_transform(positives, generator)
             chains = torch.randperm(n_persistent, generator=generator)[:batch_size]
             negatives, sampler_stats = sampler.sample(bank[chains], log_target, generator)
             bank[chains] = negatives.detach()
             optimizer.zero_grad()
-            energy_pos, energy_neg = energy(positives).mean(), energy(negatives.detach()).mean()
+            energies_pos, energies_neg = energy(positives), energy(negatives.detach())
+            energy_pos, energy_neg = energies_pos.mean(), energies_neg.mean()
             loss = energy_pos - energy_neg
-            loss.backward()
+            if energy_l2:
+                (loss + energy_l2 * (energies_pos.pow(2).mean() + energies_neg.pow(2).mean())).backward()
+            else:
+                loss.backward()
             optimizer.step()
             update_stats = sampler.update(negatives.detach())
+            for scheduler in schedulers:
+                scheduler.step()
             iteration += 1
             stats = {"loss": loss.item(), "energy_pos": energy_pos.item(), "energy_neg": energy_neg.item()}
             _check_finite(iteration, stats, negatives, max_energy)

@@ -19,12 +19,17 @@ __all__ = ["ULANegatives", "FlowMCNegatives"]
 
 @dataclass
 class ULANegatives:
-    """ULA-EBM (paper Algorithm 3): ``n_steps`` ULA steps, last state only, chains started uniformly."""
+    """ULA-EBM (paper Algorithm 3): ``n_steps`` ULA steps, last state only, chains started uniformly.
+
+    ``clip`` projects the chains back into [init_low, init_high] after every step, as Du & Mordatch (2019)
+    do for images (pixels live in a box; the image tilt rho is not defined outside it).
+    """
 
     step_size: float
     n_steps: int
     init_low: float
     init_high: float
+    clip: bool = False
 
     def init_chains(self, n: int, dim: int, generator: torch.Generator) -> Tensor:
         return self.init_low + (self.init_high - self.init_low) * torch.rand(n, dim, generator=generator)
@@ -32,7 +37,8 @@ class ULANegatives:
     def sample(self, x: Tensor, log_target: LogDensity, generator: torch.Generator) -> tuple[Tensor, dict]:
         state = init_state(x, log_target)
         for _ in range(self.n_steps):
-            state, _ = ula_step(state, log_target, self.step_size, generator)
+            bounds = (self.init_low, self.init_high) if self.clip else None
+            state, _ = ula_step(state, log_target, self.step_size, generator, bounds=bounds)
         return state.position, {}
 
     def update(self, negatives: Tensor) -> dict:
