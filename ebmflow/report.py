@@ -36,6 +36,7 @@ class PaperItem:
     chapter: str  # chapter stem that rebuilds it
     content: str
     claims: tuple[Claim, ...] = field(default_factory=tuple)
+    rebuilt_by: str = ""  # the library function the chapter's cell calls (in ebmflow.experiments)
 
 
 def _fmt(*keys: str, digits: int = 3) -> Callable[[Glued], str]:
@@ -112,21 +113,35 @@ PAPER_ITEMS: list[PaperItem] = [
                Claim("ULA-EBM's estimate swings between extremes (modes erased and recreated)",
                      "≈0 ↔ ≈1", lambda g: f"{g['fig1_ula_weight_min']:.2f} – {g['fig1_ula_weight_max']:.2f}",
                      "min < 0.2 and max > 0.9",
-                     lambda g: g["fig1_ula_weight_min"] < 0.2 and g["fig1_ula_weight_max"] > 0.9))),
-    PaperItem("Figure 2", "02_toy_benchmarks", "learned densities of the four methods on 8 Gaussians and Rings"),
+                     lambda g: g["fig1_ula_weight_min"] < 0.2 and g["fig1_ula_weight_max"] > 0.9)),
+              rebuilt_by="motivating.figure1"),
+    PaperItem("Figure 2", "02_toy_benchmarks", "learned densities of the four methods on 8 Gaussians and Rings",
+              rebuilt_by="toy_benchmarks.figure2"),
     PaperItem("Table 1", "02_toy_benchmarks", "median squared log-density error, 8 Gaussians and Rings",
-              _table1_claims()),
-    PaperItem("Table 5", "02_toy_benchmarks", "hyper-parameters of the 8 Gaussians / Rings runs"),
-    PaperItem("Figure 3", "03_extended_example", "learned energies on the 4-mode (0.1/0.2/0.3/0.4) example"),
-    PaperItem("Figure 4", "03_extended_example", "zone partition used for the mode-weight histograms"),
-    PaperItem("Figure 5", "03_extended_example", "NT-EBM's negative chains in its latent space"),
-    PaperItem("Table 3", "03_extended_example", "zone-weight errors: initialisation, negatives, EBM", _table3_claims()),
-    PaperItem("Table 4", "03_extended_example", "hyper-parameters of the extended example"),
-    PaperItem("Table 2", "04_high_dim_mixture", "max R-hat of the negative chains, d = 16, 32, 64", _table2_claims()),
-    PaperItem("Figure 6", "04_high_dim_mixture", "max R-hat along training time, d = 16, 32, 64"),
-    PaperItem("Table 6", "04_high_dim_mixture", "RealNVP sizes for the high-dimensional mixture"),
-    PaperItem("Table 7", "04_high_dim_mixture", "hyper-parameters of the high-dimensional mixture"),
-    PaperItem("Figure 7", "05_images", "energy histograms of negatives, train and test images"),
+              _table1_claims(),
+              rebuilt_by="benchmarks.table1_error"),
+    PaperItem("Table 5", "02_toy_benchmarks", "hyper-parameters of the 8 Gaussians / Rings runs",
+              rebuilt_by="benchmarks.hyperparameter_table"),
+    PaperItem("Figure 3", "03_extended_example", "learned energies on the 4-mode (0.1/0.2/0.3/0.4) example",
+              rebuilt_by="extended.figure3"),
+    PaperItem("Figure 4", "03_extended_example", "zone partition used for the mode-weight histograms",
+              rebuilt_by="extended.figure4"),
+    PaperItem("Figure 5", "03_extended_example", "NT-EBM's negative chains in its latent space",
+              rebuilt_by="extended.figure5"),
+    PaperItem("Table 3", "03_extended_example", "zone-weight errors: initialisation, negatives, EBM", _table3_claims(),
+              rebuilt_by="extended.table3_row"),
+    PaperItem("Table 4", "03_extended_example", "hyper-parameters of the extended example",
+              rebuilt_by="benchmarks.hyperparameter_table"),
+    PaperItem("Table 2", "04_high_dim_mixture", "max R-hat of the negative chains, d = 16, 32, 64", _table2_claims(),
+              rebuilt_by="high_dim.table2"),
+    PaperItem("Figure 6", "04_high_dim_mixture", "max R-hat along training time, d = 16, 32, 64",
+              rebuilt_by="high_dim.figure6"),
+    PaperItem("Table 6", "04_high_dim_mixture", "RealNVP sizes for the high-dimensional mixture",
+              rebuilt_by="high_dim.table6"),
+    PaperItem("Table 7", "04_high_dim_mixture", "hyper-parameters of the high-dimensional mixture",
+              rebuilt_by="high_dim.table7"),
+    PaperItem("Figure 7", "05_images", "energy histograms of negatives, train and test images",
+              rebuilt_by="images.figure7"),
     PaperItem("Figure 8", "05_images", "samples: last states of chains from the persistent state; global acceptance",
               (Claim("flow proposals are accepted, so the negative chains move between modes",
                      "5–10% (CIFAR-10)", _fmt("fig8_global_acceptance"),
@@ -139,7 +154,8 @@ PAPER_ITEMS: list[PaperItem] = [
                      lambda g: g["images_classweights_flowmc_err"] < g["images_classweights_ula_err"],
                      expected_to_hold=False,
                      why_not="cpu profile, 240 epochs, 2 seeds: flowMC-EBM 0.228 (seeds 0.220, 0.236) vs ULA-EBM "
-                             "0.102 (seeds 0.111, 0.093); flowMC-EBM over-weights the majority class"))),
+                             "0.102 (seeds 0.111, 0.093); flowMC-EBM over-weights the majority class")),
+              rebuilt_by="images.figure8"),
 ]
 
 
@@ -180,10 +196,10 @@ def verdict_rows(glued: Glued) -> list[dict[str, str]]:
 
 def paper_map_markdown() -> str:
     """Markdown table: each figure and table of the paper, what it shows, the chapter that rebuilds it."""
-    lines = ["| paper item | what it shows | rebuilt in |", "|---|---|---|"]
+    lines = ["| paper item | what it shows | rebuilt in | by the cell calling |", "|---|---|---|---|"]
     for item in PAPER_ITEMS:
         where = f"{{doc}}`{item.chapter}`" if item.chapter in CHAPTERS else "not rebuilt yet"
-        lines.append(f"| {item.item} | {item.content} | {where} |")
+        lines.append(f"| {item.item} | {item.content} | {where} | `{item.rebuilt_by}` |")
     return "\n".join(lines)
 
 

@@ -37,3 +37,4 @@ def test_report_prints_one_verdict_per_row(capsys):
     rows = verdict_rows(load_glued())
     assert out.count("->") == len(rows)
     assert all(row["verdict"] in VERDICTS for row in rows)
+
