@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .chapters import BOOK_DIR, CHAPTERS, get_chapter
+from .chapters import BOOK_DIR, CHAPTERS
 from .config import PROFILES, ConfigError, parameter_table
 
 __all__ = ["main"]

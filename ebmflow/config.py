@@ -33,7 +33,8 @@ def resolve_config(config_cls: type[C], profiles: dict[str, dict[str, Any]], pro
     """The profile's configuration with ``overrides`` applied; ``None`` overrides mean "profile default".
 
     Raises ConfigError naming the accepted values for an unknown profile or parameter, a wrong type, or a
-    non-positive count/size/rate (every int and float knob except ``seed`` must be positive).
+    non-positive count/size/rate (every int and float knob must be positive, except ``seed`` and the names a
+    config class lists in its ``NON_NEGATIVE`` class attribute, which may be zero).
     """
     if profile not in profiles:
         raise ConfigError(f"unknown profile {profile!r}; accepted profiles: {', '.join(profiles)}")
@@ -44,13 +45,14 @@ def resolve_config(config_cls: type[C], profiles: dict[str, dict[str, Any]], pro
         raise ConfigError(f"unknown parameter(s) {', '.join(map(repr, unknown))}; accepted parameters: "
                           f"{', '.join(names)}")
     values = {**profiles[profile], **{k: v for k, v in overrides.items() if v is not None}}
+    non_negative = {"seed", *getattr(config_cls, "NON_NEGATIVE", ())}
     checked = {}
     for name, value in values.items():
         value = _check_type(name, value, hints[name])
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            low_ok = value >= 0 if name == "seed" else value > 0
-            if not low_ok:
-                raise ConfigError(f"parameter {name!r} must be {'non-negative' if name == 'seed' else 'positive'}"
+            may_be_zero = name in non_negative
+            if not (value >= 0 if may_be_zero else value > 0):
+                raise ConfigError(f"parameter {name!r} must be {'non-negative' if may_be_zero else 'positive'}"
                                   f", got {value!r}")
         checked[name] = value
     try:

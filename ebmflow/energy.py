@@ -1,7 +1,6 @@
 """Energy networks E_theta (paper §3.1: the Nijkamp et al. 2020a toy parameterisation, ~10k parameters)."""
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 __all__ = ["ToyEnergy"]

@@ -5,7 +5,6 @@ import os
 from pathlib import Path
 
 import matplotlib
-import matplotlib.pyplot as plt
 import seaborn as sns
 import torch
 from matplotlib.axes import Axes

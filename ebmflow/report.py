@@ -10,7 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from .chapters import CHAPTERS
+from .experiments.extended import PAPER_TABLE3
+from .experiments.high_dim import PAPER_TABLE2
+from .experiments.toy_benchmarks import PAPER_TABLE1
 from .glued import read_glued
+from .plotting import METHOD_LABELS
 
 __all__ = ["VERDICTS", "Claim", "PaperItem", "PAPER_ITEMS", "all_claims", "load_glued", "verdict_rows", "paper_map_markdown",
            "runtime_markdown", "choices_by_chapter_markdown"]
@@ -43,16 +47,9 @@ def _fmt(*keys: str, digits: int = 3) -> Callable[[Glued], str]:
     return lambda g: ", ".join(f"{g[k]:.{digits}f}" for k in keys)
 
 
-METHODS = {"flowmc": "flowMC-EBM", "ntebm": "NT-EBM", "coopflow": "CoopFlow", "ula": "ULA-EBM"}
+METHODS = {m: METHOD_LABELS[m] for m in ("flowmc", "ntebm", "coopflow", "ula")}  # the paper's row order
 BASELINES = ("ntebm", "coopflow", "ula")
-TABLE1_PAPER = {"8gaussians": {"ula": 1.86, "ntebm": 0.97, "coopflow": 58.75, "flowmc": 0.94},
-                "rings": {"ula": 5.39, "ntebm": 0.62, "coopflow": 7.78, "flowmc": 0.40}}
-TABLE3_PAPER = {"init": {"ula": 1.19e-3, "coopflow": 1.21e-1, "ntebm": 9.27e-4, "flowmc": 5.19e-4},
-                "neg": {"ula": 1.79e-3, "coopflow": 1.11e-1, "ntebm": 3.85e-4, "flowmc": 3.12e-5},
-                "ebm": {"ula": 1.24e-3, "coopflow": 1.24e-1, "ntebm": 9.87e-4, "flowmc": 4.29e-4}}
-TABLE2_PAPER = {16: {"coopflow": 20.52, "ntebm": 2.02, "ula": 7.30, "flowmc": 1.01},
-                32: {"coopflow": 44.12, "ntebm": 2.50, "ula": 9.29, "flowmc": 1.01},
-                64: {"coopflow": 51.66, "ntebm": 3.10, "ula": 90.90, "flowmc": 1.05}}
+DIMS = (16, 32, 64)
 
 
 def _all(keys: dict[str, str], paper: dict[str, float], fmt: str) -> tuple[str, Callable[[Glued], str]]:
@@ -77,7 +74,8 @@ def _table1_claims() -> tuple[Claim, ...]:
     claims = []
     for target, label in (("8gaussians", "8 Gaussians"), ("rings", "Rings")):
         keys = {m: f"table1_{m}_{target}" for m in METHODS}
-        claims.append(_lowest(keys, TABLE1_PAPER[target], ".2f", f"median squared log-density error on {label}"))
+        paper = {m: PAPER_TABLE1[m][target] for m in METHODS}
+        claims.append(_lowest(keys, paper, ".2f", f"median squared log-density error on {label}"))
     keys = {m: f"table1_{m}_8gaussians" for m in METHODS}
     claims.append(Claim("CoopFlow has the largest error on 8 Gaussians", "CoopFlow 58.75 (next 1.86)",
                         lambda g: f"CoopFlow {g[keys['coopflow']]:.2f}", "CoopFlow > every other method",
@@ -89,13 +87,14 @@ def _table1_claims() -> tuple[Claim, ...]:
 def _table3_claims() -> tuple[Claim, ...]:
     what = {"init": "error of the chains' initialisation w.r.t. the EBM",
             "neg": "error of the negative samples w.r.t. the EBM", "ebm": "error of the EBM's mode weights"}
-    return tuple(_lowest({m: f"table3_{m}_{column}" for m in METHODS}, TABLE3_PAPER[column], ".2e", what[column])
-                 for column in ("init", "neg", "ebm"))
+    return tuple(_lowest({m: f"table3_{m}_{column}" for m in METHODS}, {m: PAPER_TABLE3[m][column] for m in METHODS},
+                         ".2e", what[column]) for column in ("init", "neg", "ebm"))
 
 
 def _table2_claims() -> tuple[Claim, ...]:
     claims = []
-    for dim, paper in TABLE2_PAPER.items():
+    for i, dim in enumerate(DIMS):
+        paper = {m: PAPER_TABLE2[m][i] for m in METHODS}
         keys = {m: f"table2_{m}_d{dim}" for m in METHODS}
         paper_text, ours = _all(keys, paper, ".2f")
         claims.append(Claim(f"only flowMC-EBM's negative chains mix in dimension {dim} (max R-hat)", paper_text, ours,

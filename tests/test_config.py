@@ -28,3 +28,12 @@ def test_bad_input_is_rejected_with_a_message(profile, overrides, message):
 def test_none_means_profile_default_and_ints_widen_to_float():
     config = resolve_config(MotivatingConfig, PROFILES, "smoke", epochs=None, lr=1)
     assert config.epochs == PROFILES["smoke"]["epochs"] and config.lr == 1.0
+
+
+def test_a_config_may_declare_knobs_that_can_be_zero():
+    from ebmflow.experiments import images
+
+    config = resolve_config(images.ImagesConfig, images.PROFILES, "smoke", energy_l2=0.0)
+    assert config.energy_l2 == 0.0
+    with pytest.raises(ConfigError, match="parameter 'energy_l2' must be non-negative"):
+        resolve_config(images.ImagesConfig, images.PROFILES, "smoke", energy_l2=-1.0)

@@ -176,3 +176,13 @@ def test_image_profiles_resolve_and_bad_input_is_named():
         resolve_config(images.ImagesConfig, images.PROFILES, "cpu", cw_proportions="0.5,0.5")
     with pytest.raises(ConfigError, match="comma-separated numbers"):
         resolve_config(images.ImagesConfig, images.PROFILES, "cpu", cw_classes="zero,one,seven")
+
+
+def test_imbalanced_subset_names_a_missing_class():
+    import torch
+
+    from ebmflow.data.images import imbalanced_subset
+
+    images, labels = torch.zeros(4, 1, 8, 8), torch.tensor([0, 1, 0, 1])
+    with pytest.raises(ValueError, match=r"class\(es\) \[2\] have no image"):
+        imbalanced_subset(images, labels, (0, 2), (0.5, 0.5), torch.Generator().manual_seed(0))

@@ -78,3 +78,15 @@ def test_same_seed_same_chains():
     step = lambda s, g: mala_step(s, gaussian_log_density, 0.1, g)[0]  # noqa: E731
     assert torch.equal(run_chains(step, 20, 100, seed=3), run_chains(step, 20, 100, seed=3))
     assert not torch.equal(run_chains(step, 20, 100, seed=3), run_chains(step, 20, 100, seed=4))
+
+
+def test_isir_keeps_the_state_when_no_candidate_has_a_finite_weight():
+    def log_density(x):
+        return x.sum(-1) * float("nan")
+
+    proposal = DiagonalGaussian(dim=2, std=1.0)
+    x = torch.randn(50, 2)
+    state = init_state(x, lambda y: -0.5 * (y**2).sum(-1))
+    state.log_density = torch.full((50,), -float("inf"))
+    new_state, info = isir_step(state, log_density, proposal, 8, torch.Generator().manual_seed(0))
+    assert torch.equal(new_state.position, x) and not info.is_accepted.any()

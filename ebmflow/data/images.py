@@ -119,6 +119,10 @@ def imbalanced_subset(images: Tensor, labels: Tensor, classes: tuple[int, ...], 
         raise ValueError(f"need one positive proportion per class summing to 1, got classes {classes} and "
                          f"proportions {proportions}")
     available = [int((labels == c).sum()) for c in classes]
+    missing = [c for c, n in zip(classes, available) if n == 0]
+    if missing:
+        raise ValueError(f"class(es) {missing} have no image in this data set (labels present: "
+                         f"{sorted(set(labels.tolist()))}); choose classes that exist")
     total = min(n / p for n, p in zip(available, proportions))
     chosen_images, chosen_labels = [], []
     for k, (c, p) in enumerate(zip(classes, proportions)):

@@ -353,8 +353,10 @@ def build_method(config: HighDimConfig, method: str, target: GaussianMixture, ba
 
 @dataclass
 class RecordingSampler:
-    """Wraps a negative sampler; keeps the last batch of chains it produced (from the persistent bank)
-    and counts the iterations."""
+    """Wraps a negative sampler; keeps the last batch of persistent states it was given (``batch_size``
+    distinct rows of the persistent bank: the R-hat chains start there, paper Table 2) and counts the
+    iterations. The inputs, not the negatives: flowMC's negatives with ``keep`` = k hold k states of each
+    of batch_size / k chains, which would start R-hat from neighbouring states."""
 
     inner: NegativeSampler
     last: Tensor | None = None
@@ -365,7 +367,7 @@ class RecordingSampler:
 
     def sample(self, x: Tensor, log_target: LogDensity, generator: torch.Generator) -> tuple[Tensor, dict]:
         negatives, stats = self.inner.sample(x, log_target, generator)
-        self.last = negatives.detach()
+        self.last = x.detach()
         self.iterations += 1
         return negatives, stats
 

@@ -8,6 +8,8 @@ classifies each model's samples with a classifier trained on the data.
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 import dataclasses
 import time
 from dataclasses import dataclass
@@ -33,6 +35,8 @@ __all__ = ["ImagesConfig", "PROFILES", "CHOICES", "ImageResult", "parse_classes"
 
 @dataclass(frozen=True)
 class ImagesConfig:
+    NON_NEGATIVE: ClassVar[tuple[str, ...]] = ("energy_l2",)  # 0 turns the L2 energy regulariser off
+
     seed: int
     dataset: str  # "digits" (scikit-learn, offline) or "cifar10" (read from data_root)
     data_root: str  # folder holding cifar-10-batches-py/ (dataset="cifar10" only)

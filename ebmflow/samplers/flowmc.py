@@ -46,6 +46,8 @@ class FlowMCKernel:
         validate_schedule(self.schedule)
         if self.step_size <= 0:
             raise ValueError(f"MALA step_size must be positive, got {self.step_size}")
+        if self.global_move == "isir" and self.n_particles < 2:
+            raise ValueError(f"i-SIR needs n_particles >= 2, got {self.n_particles}")
         if self.global_move not in ("isir", "imh"):
             raise ValueError(f"global_move must be 'isir' or 'imh', got {self.global_move!r}")
 

@@ -38,6 +38,8 @@ def isir_step(state: ChainState, log_density_fn: LogDensity, proposal: Proposal,
     log_w = torch.cat([(state.log_density - log_q_current)[:, None],
                        (log_pi_fresh - log_q_fresh).view(n, n_particles - 1)], dim=1)
     log_w = torch.nan_to_num(log_w, nan=-torch.inf)  # a NaN candidate is never selected
+    no_finite_weight = ~torch.isfinite(log_w).any(dim=1)
+    log_w[no_finite_weight, 0] = 0.0  # nothing to choose from: keep the current state (a rejection)
     choice = torch.multinomial(torch.softmax(log_w, dim=1), 1, generator=generator).squeeze(1)
     accepted = choice > 0
     candidates = torch.cat([state.position[:, None], fresh.view(n, n_particles - 1, *event_shape)], dim=1)

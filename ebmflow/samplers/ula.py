@@ -5,7 +5,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
 
 from .base import ChainState, LogDensity, init_state
 

@@ -31,13 +31,18 @@ class ULANegatives:
     init_high: float
     clip: bool = False
 
+    def __post_init__(self) -> None:
+        if self.step_size <= 0 or self.n_steps <= 0 or self.init_low >= self.init_high:
+            raise ValueError(f"ULA-EBM needs step_size > 0, n_steps > 0 and init_low < init_high, got "
+                             f"{self.step_size}, {self.n_steps}, ({self.init_low}, {self.init_high})")
+
     def init_chains(self, n: int, dim: int, generator: torch.Generator) -> Tensor:
         return self.init_low + (self.init_high - self.init_low) * torch.rand(n, dim, generator=generator)
 
     def sample(self, x: Tensor, log_target: LogDensity, generator: torch.Generator) -> tuple[Tensor, dict]:
         state = init_state(x, log_target)
+        bounds = (self.init_low, self.init_high) if self.clip else None
         for _ in range(self.n_steps):
-            bounds = (self.init_low, self.init_high) if self.clip else None
             state, _ = ula_step(state, log_target, self.step_size, generator, bounds=bounds)
         return state.position, {}
 
