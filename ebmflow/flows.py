@@ -12,7 +12,7 @@ import torch
 from nflows.transforms import AffineCouplingTransform, CompositeTransform
 from torch import Tensor, nn
 
-__all__ = ["DiagonalGaussian", "RealNVP", "ExpandingAffineCoupling"]
+__all__ = ["DiagonalGaussian", "RealNVP", "ExpandingAffineCoupling", "sample_flow", "maximum_likelihood_step"]
 
 # nflows' LULinear.inverse warns with a message that contains the absolute install path.
 warnings.filterwarnings("ignore", message=r".*torch\.triangular_solve is deprecated.*")
@@ -114,3 +114,18 @@ class RealNVP(nn.Module):
         z, log_rho = self.base.sample_with_log_prob(n, generator)
         x, logdet = self.from_latent(z)
         return x, log_rho - logdet
+
+
+@torch.no_grad()
+def sample_flow(flow: nn.Module, n: int, generator: torch.Generator) -> Tensor:
+    """n samples of any flow with ``sample_with_log_prob``, carrying no graph (chain starts)."""
+    return flow.sample_with_log_prob(n, generator)[0]
+
+
+def maximum_likelihood_step(flow: nn.Module, optimizer: torch.optim.Optimizer, samples: Tensor) -> float:
+    """One forward-KL step of ``flow`` on ``samples`` (paper Algorithm 1, step 5); returns the NLL."""
+    optimizer.zero_grad()
+    nll = -flow.log_prob(samples).mean()
+    nll.backward()
+    optimizer.step()
+    return nll.item()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable
 
 import torch
@@ -23,7 +24,7 @@ class Grid2D:
         if self.high <= self.low or self.n < 2:
             raise ValueError(f"grid needs high > low and n >= 2, got {self}")
 
-    @property
+    @cached_property
     def axis(self) -> Tensor:
         width = (self.high - self.low) / self.n
         return self.low + width * (torch.arange(self.n) + 0.5)
@@ -32,7 +33,7 @@ class Grid2D:
     def cell_area(self) -> float:
         return ((self.high - self.low) / self.n) ** 2
 
-    @property
+    @cached_property
     def points(self) -> Tensor:
         """(n*n, 2) points; reshaping values to (n, n) gives [i_x, i_y] indexing."""
         xx, yy = torch.meshgrid(self.axis, self.axis, indexing="ij")

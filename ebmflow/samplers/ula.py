@@ -5,6 +5,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+from torch import Tensor
 
 from .base import ChainState, LogDensity, init_state
 
@@ -13,9 +14,13 @@ __all__ = ["ULAInfo", "ula_step"]
 
 @dataclass
 class ULAInfo:
-    """ULA has no accept/reject; the mean step length is recorded to spot divergence."""
+    """ULA has no accept/reject; the step taken is kept to spot divergence (read on demand, not per step)."""
 
-    mean_displacement: float
+    drift: Tensor
+
+    @property
+    def mean_displacement(self) -> float:
+        return float(self.drift.flatten(1).norm(dim=-1).mean())
 
 
 def ula_step(state: ChainState, log_density_fn: LogDensity, step_size: float,
@@ -30,4 +35,4 @@ def ula_step(state: ChainState, log_density_fn: LogDensity, step_size: float,
     if bounds is not None:
         position = position.clamp(*bounds)
     new_state = init_state(position, log_density_fn)
-    return new_state, ULAInfo(mean_displacement=float(drift.flatten(1).norm(dim=-1).mean()))
+    return new_state, ULAInfo(drift=drift)

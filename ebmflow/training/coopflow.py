@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ..flows import RealNVP
+from ..flows import RealNVP, maximum_likelihood_step, sample_flow
 from ..samplers import LogDensity, init_state, ula_step
 
 __all__ = ["CoopFlowNegatives"]
@@ -41,8 +41,7 @@ class CoopFlowNegatives:
 
     def initial_states(self, x: Tensor, generator: torch.Generator) -> Tensor:
         """Where the chains start: fresh flow samples, one per row of ``x`` (its values are unused)."""
-        with torch.no_grad():
-            return self.flow.sample_with_log_prob(len(x), generator)[0]
+        return sample_flow(self.flow, len(x), generator)
 
     def sample(self, x: Tensor, log_target: LogDensity, generator: torch.Generator) -> tuple[Tensor, dict]:
         state = init_state(self.initial_states(x, generator), log_target)
@@ -54,8 +53,4 @@ class CoopFlowNegatives:
         self.iteration += 1
         if self.iteration <= self.freeze_iterations:
             return {}
-        self.optimizer.zero_grad()
-        nll = -self.flow.log_prob(negatives).mean()
-        nll.backward()
-        self.optimizer.step()
-        return {"flow_nll": nll.item()}
+        return {"flow_nll": maximum_likelihood_step(self.flow, self.optimizer, negatives)}

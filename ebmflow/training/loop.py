@@ -100,9 +100,10 @@ def fit_ebm(data: Tensor, energy: nn.Module, base: DiagonalGaussian, sampler: Ne
                 positives = batch_transform(positives, generator)
             chains = torch.randperm(n_persistent, generator=generator)[:batch_size]
             negatives, sampler_stats = sampler.sample(bank[chains], log_target, generator)
-            bank[chains] = negatives.detach()
+            negatives = negatives.detach()
+            bank[chains] = negatives
             optimizer.zero_grad()
-            energies_pos, energies_neg = energy(positives), energy(negatives.detach())
+            energies_pos, energies_neg = energy(positives), energy(negatives)
             energy_pos, energy_neg = energies_pos.mean(), energies_neg.mean()
             loss = energy_pos - energy_neg
             if energy_l2:
@@ -110,7 +111,7 @@ def fit_ebm(data: Tensor, energy: nn.Module, base: DiagonalGaussian, sampler: Ne
             else:
                 loss.backward()
             optimizer.step()
-            update_stats = sampler.update(negatives.detach())
+            update_stats = sampler.update(negatives)
             for scheduler in schedulers:
                 scheduler.step()
             iteration += 1

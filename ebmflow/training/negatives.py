@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ..flows import RealNVP
+from ..flows import RealNVP, maximum_likelihood_step, sample_flow
 from ..samplers import FlowMCKernel, LogDensity, init_state, ula_step
 
 __all__ = ["ULANegatives", "FlowMCNegatives"]
@@ -73,8 +73,7 @@ class FlowMCNegatives:
         self.optimizer = torch.optim.Adam(self.flow.parameters(), lr=self.lr)
 
     def init_chains(self, n: int, dim: int, generator: torch.Generator) -> Tensor:
-        with torch.no_grad():
-            return self.flow.sample_with_log_prob(n, generator)[0]
+        return sample_flow(self.flow, n, generator)
 
     def sample(self, x: Tensor, log_target: LogDensity, generator: torch.Generator) -> tuple[Tensor, dict]:
         if len(x) % self.keep:
@@ -91,8 +90,4 @@ class FlowMCNegatives:
                                 "global_acceptance": info.global_acceptance}
 
     def update(self, negatives: Tensor) -> dict:
-        self.optimizer.zero_grad()
-        nll = -self.flow.log_prob(negatives).mean()
-        nll.backward()
-        self.optimizer.step()
-        return {"flow_nll": nll.item()}
+        return {"flow_nll": maximum_likelihood_step(self.flow, self.optimizer, negatives)}

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ..flows import RealNVP
+from ..flows import RealNVP, sample_flow
 from ..samplers import LogDensity, adapt_step_size, init_state, mala_step
 
 __all__ = ["NTEBMNegatives", "latent_log_density"]
@@ -48,8 +48,7 @@ class NTEBMNegatives:
                              f"{self.n_steps}, {self.step_size}, {self.target_acceptance}")
 
     def init_chains(self, n: int, dim: int, generator: torch.Generator) -> Tensor:
-        with torch.no_grad():
-            return self.flow.sample_with_log_prob(n, generator)[0]
+        return sample_flow(self.flow, n, generator)
 
     def sample(self, x: Tensor, log_target: LogDensity, generator: torch.Generator) -> tuple[Tensor, dict]:
         latent_target = latent_log_density(self.flow, log_target)
