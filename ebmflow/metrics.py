@@ -1,15 +1,21 @@
-"""Metrics on 2-D densities: grid normalisation and mode (zone) weights (paper §4, Figure 1 right)."""
+"""Metrics: grid normalisation and mode (zone) weights of 2-D densities (paper §4, Figure 1 right, Tables 1
+and 3) and the mixing diagnostic R-hat (Table 2)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from .checks import InputError
+
 __all__ = ["Grid2D", "log_normalizer_on_grid", "normalize_on_grid", "zone_weights_on_grid", "zone_weights_of_samples",
-           "normalized_log_density_at", "median_squared_log_error", "zone_mse"]
+           "normalized_log_density_at", "median_squared_log_error", "zone_mse", "max_rhat", "MIN_RHAT_DRAWS"]
+
+MIN_RHAT_DRAWS = 4  # rank-normalised split R-hat is undefined on shorter chains
 
 
 @dataclass(frozen=True)
@@ -21,8 +27,11 @@ class Grid2D:
     n: int
 
     def __post_init__(self) -> None:
-        if self.high <= self.low or self.n < 2:
-            raise ValueError(f"grid needs high > low and n >= 2, got {self}")
+        finite = all(isinstance(v, (int, float)) and np.isfinite(v) for v in (self.low, self.high))
+        if not finite or self.high <= self.low:
+            raise InputError(f"grid bounds must be finite with high > low, got low={self.low!r}, high={self.high!r}")
+        if not isinstance(self.n, int) or isinstance(self.n, bool) or self.n < 2:
+            raise InputError(f"grid size must be an integer >= 2, got {self.n!r}")
 
     @cached_property
     def axis(self) -> Tensor:
@@ -65,6 +74,8 @@ def zone_weights_on_grid(log_density: Tensor, grid: Grid2D, zone_of: Callable[[T
 
 def zone_weights_of_samples(samples: Tensor, zone_of: Callable[[Tensor], Tensor], n_zones: int) -> Tensor:
     """Fraction of the samples falling in each zone (K,)."""
+    if len(samples) == 0:
+        raise InputError("zone weights of samples need at least one sample")
     zones = zone_of(samples)
     return torch.bincount(zones, minlength=n_zones).float() / len(samples)
 
@@ -78,15 +89,30 @@ def normalized_log_density_at(log_unnormalized: Callable[[Tensor], Tensor], poin
 
 def median_squared_log_error(log_model: Tensor, log_true: Tensor) -> float:
     """Paper Table 1: med_x (log p_theta(x) - log p*(x))^2 over the evaluation points."""
+    if len(log_model) == 0:
+        raise InputError("median squared log error needs at least one evaluation point")
     if log_model.shape != log_true.shape:
-        raise ValueError(f"log-densities must have the same shape, got {tuple(log_model.shape)} and "
+        raise InputError(f"log-densities must have the same shape, got {tuple(log_model.shape)} and "
                          f"{tuple(log_true.shape)}")
     return float(((log_model - log_true) ** 2).median())
 
 
 def zone_mse(weights: Tensor, reference: Tensor) -> float:
     """Paper Table 3: mean over zones of the squared difference between two zone-weight vectors."""
-    if weights.shape != reference.shape:
-        raise ValueError(f"zone weights must have the same shape, got {tuple(weights.shape)} and "
+    if weights.shape != reference.shape or len(weights) == 0:
+        raise InputError(f"zone weights must have the same shape, got {tuple(weights.shape)} and "
                          f"{tuple(reference.shape)}")
     return float(((weights - reference) ** 2).mean())
+
+
+def max_rhat(trajectory: Tensor) -> float:
+    """Maximum over coordinates of the rank-normalised split R-hat (Vehtari et al. 2021, arviz-stats) of chains
+    given as (draws, chains, d) (paper Table 2)."""
+    from arviz_stats.base import array_stats
+
+    if trajectory.dim() != 3 or trajectory.shape[0] < MIN_RHAT_DRAWS or trajectory.shape[1] < 2:
+        raise InputError(f"R-hat needs (draws >= {MIN_RHAT_DRAWS}, chains >= 2, d) positions, got shape "
+                         f"{tuple(trajectory.shape)}")
+    per_coordinate = array_stats.rhat(trajectory.permute(2, 1, 0).double().cpu().numpy(), chain_axis=-2,
+                                      draw_axis=-1, method="rank")
+    return float(np.max(per_coordinate))

@@ -1,25 +1,42 @@
-"""One seeding helper: every random draw in ebmflow goes through an explicit ``torch.Generator``."""
+"""Seeds and devices: every random draw in ebmflow goes through an explicit ``torch.Generator``."""
 from __future__ import annotations
 
-import random
+import hashlib
 
-import numpy as np
 import torch
 
-__all__ = ["make_generator"]
+from .checks import InputError
+
+__all__ = ["MAX_SEED", "make_generator", "resolve_device"]
+
+MAX_SEED = 2**62  # seeds are offset by small integers per purpose; torch accepts < 2**64
 
 
-def make_generator(seed: int) -> torch.Generator:
-    """Seed the global RNGs (for code outside ebmflow) and return a CPU generator for ebmflow's own draws.
+def resolve_device(device: str | torch.device = "cpu") -> torch.device:
+    """"cpu", "cuda" (or "cuda:N") or "auto" (cuda when available) as a torch.device."""
+    name = str(device)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise InputError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"device {name!r} was asked for but no CUDA GPU is available here: use device='cpu' or "
+                         f"'auto'")
+    return torch.device(name)
 
-    The same ``seed`` and profile on CPU give identical numbers: all library randomness (data, chains,
-    proposals, mini-batches) is drawn from the returned generator, never from global state.
+
+def make_generator(seed: int, device: str | torch.device = "cpu", stream: str = "") -> torch.Generator:
+    """A generator on ``device`` for the random ``stream`` (a purpose: "data", "training", ...) of ``seed``.
+
+    Streams of one seed are independent, and so are the same stream of two seeds (the stream's seed is a hash
+    of both). Global random state is never touched: the same seed, profile and device give identical numbers
+    because every draw of the library (data, initialisation, chains, proposals, mini-batches) uses such a
+    generator.
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    generator = torch.Generator()
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < MAX_SEED:
+        raise InputError(f"seed must be an integer in [0, 2**62), got {seed!r}")
+    if stream:
+        seed = int.from_bytes(hashlib.sha256(f"{seed}/{stream}".encode()).digest()[:7], "big")
+    generator = torch.Generator(device=resolve_device(device))
     generator.manual_seed(seed)
     return generator

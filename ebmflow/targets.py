@@ -3,11 +3,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
+from scipy.stats import norm
 from torch import Tensor
 
-__all__ = ["GaussianMixture", "Rings", "two_mode_mixture", "eight_gaussians", "four_collinear_modes", "rings"]
+from .checks import InputError, check_int, check_positive, check_probability, check_weights
+
+__all__ = ["GaussianMixture", "Rings", "two_mode_mixture", "eight_gaussians", "four_collinear_modes", "rings",
+           "coordinate_magnitude", "four_mode_mixture"]
 
 
 @dataclass(frozen=True)
@@ -25,9 +30,12 @@ class GaussianMixture:
     def __post_init__(self) -> None:
         k, _ = self.means.shape
         if self.stds.shape != (k,) or self.weights.shape != (k,):
-            raise ValueError("means (K, d), stds (K,) and weights (K,) must agree on K")
-        if not torch.isclose(self.weights.sum(), torch.tensor(1.0, dtype=self.weights.dtype)):
-            raise ValueError(f"mixture weights must sum to 1, got {self.weights.sum().item():.6f}")
+            raise InputError("means (K, d), stds (K,) and weights (K,) must agree on K")
+        check_weights("mixture weights", self.weights.tolist())
+        if not (torch.isfinite(self.stds).all() and (self.stds > 0).all()):
+            raise InputError(f"mixture stds must be finite and positive, got {self.stds.tolist()}")
+        if not torch.isfinite(self.means).all():
+            raise InputError("mixture means must be finite")
 
     @property
     def dim(self) -> int:
@@ -50,8 +58,7 @@ class GaussianMixture:
 
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
         """n exact samples, shape (n, d)."""
-        if n <= 0:
-            raise ValueError(f"number of samples must be positive, got {n}")
+        check_int("number of samples", n)
         labels = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         noise = torch.randn(n, self.dim, generator=generator)
         return self.means[labels] + self.stds[labels, None] * noise
@@ -67,16 +74,17 @@ class GaussianMixture:
         return float((second_moment - mean**2).max())
 
 
-def two_mode_mixture() -> GaussianMixture:
+def two_mode_mixture(weights: Sequence[float] = (1 / 3, 2 / 3), offset: float = 1.5) -> GaussianMixture:
     """The motivating example (paper §3.1, Appendix C.2).
 
-    p* = 1/3 N(-1.5·1, 0.05 I) + 2/3 N(+1.5·1, 0.1 I); both components have the same peak height.
-    Mode 1 (index 1) is the "top right" 2/3 mode of Figure 1.
+    p* = w_0 N(-offset·1, 0.05 I) + w_1 N(+offset·1, 0.1 I); the paper's weights 1/3, 2/3 and offset 1.5 give
+    both components the same peak height. Mode 1 (index 1) is the "top right" mode of Figure 1.
     """
+    check_positive("offset", offset)
     return GaussianMixture(
-        means=torch.tensor([[-1.5, -1.5], [1.5, 1.5]]),
+        means=torch.tensor([[-1.0, -1.0], [1.0, 1.0]]) * offset,
         stds=torch.tensor([0.05, 0.1]).sqrt(),
-        weights=torch.tensor([1 / 3, 2 / 3]),
+        weights=torch.tensor(check_weights("weights", weights), dtype=torch.float32),
     )
 
 
@@ -89,12 +97,15 @@ def eight_gaussians() -> GaussianMixture:
                            stds=torch.full((8,), 0.15), weights=torch.full((8,), 1 / 8))
 
 
-def four_collinear_modes() -> GaussianMixture:
-    """Extended motivating example (paper §C.3, Figures 3-5): weights 0.1, 0.2, 0.3, 0.4 on N(mu_i, 0.05 I)
-    with mu_i evenly spaced on the horizontal axis from x = -3 to x = 3."""
+def four_collinear_modes(weights: Sequence[float] = (0.1, 0.2, 0.3, 0.4)) -> GaussianMixture:
+    """Extended motivating example (paper §C.3, Figures 3-5): N(mu_i, 0.05 I) with mu_i evenly spaced on the
+    horizontal axis from x = -3 to x = 3, weights 0.1, 0.2, 0.3, 0.4 in the paper."""
+    weights = check_weights("weights", weights)
+    if len(weights) != 4:
+        raise InputError(f"weights must be four numbers (one per mode), got {len(weights)}")
     means = torch.stack([torch.linspace(-3.0, 3.0, 4), torch.zeros(4)], dim=1)
     return GaussianMixture(means=means, stds=torch.full((4,), 0.05**0.5),
-                           weights=torch.tensor([0.1, 0.2, 0.3, 0.4]))
+                           weights=torch.tensor(weights, dtype=torch.float32))
 
 
 @dataclass(frozen=True)
@@ -124,8 +135,7 @@ class Rings:
         return log_pr - torch.log(2 * math.pi * r)
 
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
-        if n <= 0:
-            raise ValueError(f"number of samples must be positive, got {n}")
+        check_int("number of samples", n)
         labels = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         r = self.radii[labels] + self.std * torch.randn(n, generator=generator)
         t = 2 * math.pi * torch.rand(n, generator=generator)
@@ -142,3 +152,30 @@ class Rings:
 def rings() -> Rings:
     """Four equally weighted rings of radii 1, 2, 3, 4 and radial std 0.15 (paper §C.4)."""
     return Rings(radii=torch.tensor([1.0, 2.0, 3.0, 4.0]), std=0.15, weights=torch.full((4,), 0.25))
+
+
+def coordinate_magnitude(dim: int, max_misassignment: float) -> float:
+    """Per-coordinate mean magnitude m of ``four_mode_mixture`` such that the two closest means, m·sqrt(2d)
+    apart, are separated enough: by the union bound over those two neighbours, P(misassigned) <=
+    2 Φ̄(m sqrt(2d) / 2) equals ``max_misassignment`` (the farthest mean adds a negligible term)."""
+    check_int("dim", dim, minimum=2)
+    check_probability("max_misassignment", max_misassignment)
+    if max_misassignment >= 0.5:
+        raise InputError(f"max_misassignment must be below 0.5, got {max_misassignment!r}")
+    return 2 * norm.isf(max_misassignment / 2) / math.sqrt(2 * dim)
+
+
+def four_mode_mixture(dim: int, magnitude: float,
+                      weights: Sequence[float] = (0.25, 0.25, 0.25, 0.25)) -> GaussianMixture:
+    """p* = sum_i w_i N(mu_i, I_d) with mu_1 = m·1, mu_2 = m·(-1..-1, 1..1), mu_3 = -mu_2, mu_4 = -mu_1
+    (Appendix C.5, equal weights, with its typo mu_2 = -mu_2 read as mu_3 = -mu_2)."""
+    check_int("dim", dim, minimum=2)
+    if dim % 2:
+        raise InputError(f"the sign pattern needs an even dimension >= 2, got {dim}")
+    check_positive("magnitude", magnitude)
+    weights = check_weights("weights", weights)
+    if len(weights) != 4:
+        raise InputError(f"weights must be four numbers (one per mode), got {len(weights)}")
+    half = torch.cat([-torch.ones(dim // 2), torch.ones(dim // 2)])
+    means = magnitude * torch.stack([torch.ones(dim), half, -half, -torch.ones(dim)])
+    return GaussianMixture(means=means, stds=torch.ones(4), weights=torch.tensor(weights, dtype=torch.float32))

@@ -1,29 +1,32 @@
 """Motivating example (paper §3.1, Figure 1, Appendix C.2): ULA-EBM vs flowMC-EBM on a 2:1 mixture."""
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
+from typing import ClassVar
 
 import matplotlib.pyplot as plt
 import torch
 from torch import Tensor
 
-from ..energy import ToyEnergy
-from ..flows import DiagonalGaussian, RealNVP
+from ..book.claims import Claim, PaperItem
+from ..book.plotting import color, density_panel, label
+from ..methods import FlowMCEBM, Method, ULAEBM
 from ..metrics import Grid2D, log_normalizer_on_grid, normalize_on_grid, zone_weights_on_grid
-from ..plotting import METHOD_COLORS, METHOD_LABELS, density_panel
-from ..samplers import FlowMCKernel, init_state, ula_step
-from ..samplers.flowmc import validate_schedule
-from ..seeding import make_generator
+from ..models import DiagonalGaussian, RealNVP, ToyEnergy
+from ..samplers import validate_schedule
+from ..seeding import make_generator, resolve_device
 from ..targets import two_mode_mixture
-from ..training import FlowMCNegatives, History, ULANegatives, fit_ebm, tilted_log_density
+from ..training import TrainingState
+from .common import Run, checkpoint_for, train
 
-__all__ = ["MotivatingConfig", "PROFILES", "CHOICES", "MethodResult", "make_data", "run_method", "chain_trajectories",
-           "figure1"]
+__all__ = ["Config", "PROFILES", "CHOICES", "ITEMS", "PAPER_WEIGHT", "methods", "make_data", "train_all",
+           "trajectories", "key", "numbers", "figure1"]
+
+PAPER_WEIGHT = (0.70, 0.78)  # the paper's flowMC-EBM weight of the 2/3 mode, read off Figure 1
 
 
 @dataclass(frozen=True)
-class MotivatingConfig:
+class Config:
     seed: int
     n_data: int  # size of the fixed training set drawn from p*
     epochs: int
@@ -34,19 +37,28 @@ class MotivatingConfig:
     ula_steps: int  # ULA steps per iteration (ULA-EBM)
     flowmc_schedule: str  # L = MALA step, G = i-SIR step (flowMC-EBM)
     n_particles: int  # i-SIR candidates per global step
-    flow_couplings: int
-    flow_hidden: int
-    evals_per_epoch: int  # mode-weight evaluations per epoch (Figure 1 right)
+    flow_couplings: int  # RealNVP coupling layers
+    flow_hidden: int  # hidden units of the coupling MLPs
+    evals_per_epoch: int  # mode-weight measurements per epoch (Figure 1 right)
     grid_size: int  # grid points per axis for normalising the EBM
     grid_limit: float  # the grid covers [-grid_limit, grid_limit]^2
+    device: str  # "cpu", "cuda" or "auto"
+    stop_after: int  # stop each training run after this many iterations (0: train fully)
+
+    NON_NEGATIVE: ClassVar[tuple[str, ...]] = ("stop_after",)
 
     def __post_init__(self) -> None:
         validate_schedule(self.flowmc_schedule)
+        resolve_device(self.device)
+
+    @property
+    def grid(self) -> Grid2D:
+        return Grid2D(-self.grid_limit, self.grid_limit, self.grid_size)
 
 
 PAPER = dict(seed=0, n_data=16384, epochs=75, batch_size=64, n_persistent=1024, lr=0.01, step_size=0.01,
              ula_steps=10, flowmc_schedule="LLLLGGLLLL", n_particles=32, flow_couplings=4, flow_hidden=16,
-             evals_per_epoch=16, grid_size=200, grid_limit=3.5)
+             evals_per_epoch=16, grid_size=200, grid_limit=3.5, device="cpu", stop_after=0)
 CHOICES = (
     "Tilt: rho = N(0, I) for both methods (paper silent for 2-D); the flow's base is the same rho.",
     "Optimiser: Adam at the paper's learning rate for the EBM and the flow (the paper writes plain gradient steps).",
@@ -66,74 +78,89 @@ PROFILES = {
 }
 
 
-@dataclass
-class MethodResult:
-    name: str
-    energy: ToyEnergy
-    base: DiagonalGaussian
-    flow: RealNVP | None
-    history: History
-    seconds: float
+ITEMS = (
+    PaperItem("Figure 1", "01_motivating_example", "2:1 mixture: densities, chains and slices for ULA-EBM and "
+              "flowMC-EBM; weight of the 2/3 mode along training", (
+                  Claim("flowMC-EBM estimates the weight of the 2/3 mode correctly",
+                        f"≈{PAPER_WEIGHT[0]:.2f}–{PAPER_WEIGHT[1]:.2f} (read off the figure)",
+                        "{fig1_final_weight_flowmc:.3f}", "|final weight − 2/3| ≤ 0.05",
+                        lambda g: abs(g["fig1_final_weight_flowmc"] - 2 / 3) <= 0.05),
+                  Claim("ULA-EBM's estimate swings between extremes (modes erased and recreated)", "≈0 ↔ ≈1",
+                        "{fig1_weight_min_ula:.2f} – {fig1_weight_max_ula:.2f}", "min < 0.2 and max > 0.9",
+                        lambda g: g["fig1_weight_min_ula"] < 0.2 and g["fig1_weight_max_ula"] > 0.9)),
+              rebuilt_by="motivating.figure1"),
+)
 
 
-def _weight_of_top_mode(energy: ToyEnergy, base: DiagonalGaussian, grid: Grid2D) -> float:
+def methods(config: Config) -> dict[str, Method]:
+    """ULA-EBM and flowMC-EBM with the paper's §C.2 settings (same step, same 10 steps per iteration)."""
+    flow = lambda base, generator: RealNVP(base, config.flow_couplings, config.flow_hidden,  # noqa: E731
+                                           generator=generator)
+    return {"ula": ULAEBM(lr=config.lr, step_size=config.step_size, n_steps=config.ula_steps, box=config.grid_limit),
+            "flowmc": FlowMCEBM(lr=config.lr, schedule=config.flowmc_schedule, step_size=config.step_size,
+                                n_particles=config.n_particles, make_flow=flow)}
+
+
+def make_data(config: Config) -> Tensor:
+    return two_mode_mixture().sample(config.n_data, make_generator(config.seed, stream="data"))
+
+
+def _weight_of_top_mode(log_density, grid: Grid2D) -> float:
     target = two_mode_mixture()
-    log_density = normalize_on_grid(tilted_log_density(energy, base), grid)
-    return float(zone_weights_on_grid(log_density, grid, target.assign_mode, target.n_modes)[1])
+    return float(zone_weights_on_grid(normalize_on_grid(log_density, grid), grid, target.assign_mode,
+                                      target.n_modes)[1])
 
 
-def run_method(config: MotivatingConfig, method: str, data: Tensor) -> MethodResult:
-    """Train one method ("ula" or "flowmc") on ``data``; the seed makes the run reproducible."""
-    generator = make_generator(config.seed)
-    energy = ToyEnergy(dim=2)
-    base = DiagonalGaussian(dim=2, std=1.0)
-    flow = None
-    if method == "ula":
-        sampler = ULANegatives(step_size=config.step_size, n_steps=config.ula_steps,
-                               init_low=-config.grid_limit, init_high=config.grid_limit)
-    elif method == "flowmc":
-        flow = RealNVP(base, n_couplings=config.flow_couplings, hidden=config.flow_hidden)
-        kernel = FlowMCKernel(config.flowmc_schedule, config.step_size, config.n_particles)
-        sampler = FlowMCNegatives(flow, kernel, lr=config.lr)
-    else:
-        raise ValueError(f"unknown method {method!r}; accepted: 'ula', 'flowmc'")
-    grid = Grid2D(-config.grid_limit, config.grid_limit, config.grid_size)
-    start = time.perf_counter()
-    history = fit_ebm(data, energy, base, sampler, epochs=config.epochs, batch_size=config.batch_size,
-                      n_persistent=config.n_persistent, lr=config.lr, generator=generator,
-                      evaluate=lambda: {"weight": _weight_of_top_mode(energy, base, grid)},
-                      eval_every=max(1, (config.n_data // config.batch_size) // config.evals_per_epoch),
-                      desc=f"{method}-EBM")
-    return MethodResult(method, energy, base, flow, history, time.perf_counter() - start)
+def train_all(config: Config, data: Tensor) -> dict[str, Run]:
+    """Both methods on ``data``, the weight of the 2/3 mode measured ``evals_per_epoch`` times per epoch."""
+    def evaluate(state: TrainingState) -> dict:
+        return {"weight": _weight_of_top_mode(state.method.log_target, config.grid)}
+
+    eval_every = max(1, (config.n_data // config.batch_size) // config.evals_per_epoch)
+    return {name: train(method, data, energy=ToyEnergy(2, generator=make_generator(config.seed, stream="energy")),
+                        base=DiagonalGaussian(2), seed=config.seed, epochs=config.epochs,
+                        batch_size=config.batch_size, n_persistent=config.n_persistent, device=config.device,
+                        evaluate=evaluate, eval_every=eval_every, stop_after=config.stop_after or None,
+                        checkpoint=checkpoint_for(f"01_motivating_example-{name}", config))
+            for name, method in methods(config).items()}
 
 
-def make_data(config: MotivatingConfig) -> Tensor:
-    return two_mode_mixture().sample(config.n_data, make_generator(config.seed + 1))
+def trajectories(runs: dict[str, Run], config: Config, n_chains: int = 4, n_iterations: int = 12) -> dict[str, Tensor]:
+    """Positions (steps, n_chains, 2) of a few chains run on each trained model from its final persistent state,
+    ``n_iterations`` training iterations' worth of the method's own steps (Figure 1 panels c and g); one chain
+    starts in each mode when the bank has both, so the panels show (or not) mode hopping."""
+    out = {}
+    for name, run in runs.items():
+        generator = make_generator(config.seed, stream="trajectories")
+        bank = run.bank_positions()
+        modes = two_mode_mixture().assign_mode(bank)
+        starts = torch.cat([bank[modes == k][: n_chains // 2] for k in (0, 1)])
+        starts = torch.cat([starts, bank[: n_chains - len(starts)]])
+        steps = n_iterations * (config.ula_steps if name == "ula" else 1)
+        out[name] = torch.cat([starts[None], run.continue_chains(n_chains, steps, generator, starts=starts,
+                                                                 record=True)])
+    return out
 
 
-def chain_trajectories(result: MethodResult, config: MotivatingConfig, n_chains: int = 4,
-                       n_iterations: int = 12) -> Tensor:
-    """Positions (n_iterations * steps, n_chains, 2) of a few chains run on the trained model from the
-    final persistent state, with the method's own sampler (Figure 1 panels c and g)."""
-    generator = make_generator(config.seed + 2)
-    log_target = tilted_log_density(result.energy, result.base)
-    bank = result.history.final_chains
-    # one chain started in each mode when the bank has both, so the panels show (or not) mode hopping
-    modes = two_mode_mixture().assign_mode(bank)
-    starts = torch.cat([bank[modes == k][: n_chains // 2] for k in (0, 1)])
-    starts = torch.cat([starts, bank[: n_chains - len(starts)]])
-    state = init_state(starts, log_target)
-    positions = [state.position]
-    kernel = FlowMCKernel(config.flowmc_schedule, config.step_size, config.n_particles)
-    for _ in range(n_iterations):
-        if result.flow is None:
-            for _ in range(config.ula_steps):
-                state, _ = ula_step(state, log_target, config.step_size, generator)
-                positions.append(state.position)
-        else:
-            state, info = kernel.step(state, log_target, result.flow, generator, record=True)
-            positions += info.trajectory
-    return torch.stack(positions)
+def key(quantity: str, method: str) -> str:
+    """Glue key of a Figure 1 number, e.g. ``fig1_final_weight_flowmc``."""
+    return f"fig1_{quantity}_{method}"
+
+
+def numbers(runs: dict[str, Run]) -> dict[str, float]:
+    """Figure 1's numbers: final weight of the 2/3 mode (mean of the last tenth of the measurements), its
+    range after the first epoch, the iteration of a divergence (0: none), flowMC-EBM's i-SIR acceptance."""
+    values = {}
+    for name, run in runs.items():
+        weights, epochs = run.history.evaluations["weight"], run.history.evaluations["epoch"]
+        tail = weights[-max(1, len(weights) // 10):]
+        after_first = [w for w, e in zip(weights, epochs) if e >= 1] or weights
+        values.update({key("final_weight", name): sum(tail) / len(tail), key("weight_min", name): min(after_first),
+                       key("weight_max", name): max(after_first),
+                       key("diverged_at", name): run.divergence.iteration if run.divergence else 0})
+    acceptance = runs["flowmc"].history.steps["global_acceptance"]
+    values[key("global_acceptance", "flowmc")] = sum(acceptance) / len(acceptance)
+    return values
 
 
 def diagonal_slice(log_density_fn, grid: Grid2D, n: int = 400) -> tuple[Tensor, Tensor]:
@@ -145,42 +172,40 @@ def diagonal_slice(log_density_fn, grid: Grid2D, n: int = 400) -> tuple[Tensor, 
         return t, log_density_fn(torch.stack([t, t], 1) / 2**0.5) - log_z
 
 
-def figure1(results: dict[str, MethodResult], config: MotivatingConfig, trajectories: dict[str, Tensor]):
+def figure1(runs: dict[str, Run], config: Config, paths: dict[str, Tensor]):
     """Figure 1: panels (a)-(h) on the left, estimated weight of the 2/3 mode along training on the right."""
     target = two_mode_mixture()
-    grid = Grid2D(-config.grid_limit, config.grid_limit, config.grid_size)
+    grid = config.grid
     fig = plt.figure(figsize=(13, 5.2), layout="constrained")
     left, right = fig.subfigures(1, 2, width_ratios=[2.1, 1])
     axes = left.subplots(2, 4)
     t_true, slice_true = diagonal_slice(target.log_prob, grid)
     density_panel(axes[0, 0], normalize_on_grid(target.log_prob, grid), grid, "(a) target p*")
-    flow = results["flowmc"].flow
+    flow = runs["flowmc"].method.flow
     density_panel(axes[1, 0], normalize_on_grid(flow.log_prob, grid), grid, "(e) companion flow")
-    with torch.no_grad():  # one flow proposal link between the modes, as drawn in the paper
-        axes[1, 0].annotate("", xy=tuple(target.means[1]), xytext=tuple(target.means[0]),
-                            arrowprops=dict(arrowstyle="->", color="white", lw=1.5, ls="--"))
-    for row, method in enumerate(["ula", "flowmc"]):
-        result = results[method]
-        log_target = tilted_log_density(result.energy, result.base)
-        label = METHOD_LABELS[method]
-        density_panel(axes[row, 1], normalize_on_grid(log_target, grid), grid, f"({'bf'[row]}) {label}")
+    axes[1, 0].annotate("", xy=tuple(target.means[1]), xytext=tuple(target.means[0]),
+                        arrowprops=dict(arrowstyle="->", color="white", lw=1.5, ls="--"))
+    for row, name in enumerate(["ula", "flowmc"]):
+        run = runs[name]
+        density_panel(axes[row, 1], normalize_on_grid(run.log_density, grid), grid, f"({'bf'[row]}) {label(name)}")
         ax = axes[row, 2]
-        density_panel(ax, normalize_on_grid(log_target, grid), grid, f"({'cg'[row]}) {label} chains")
-        for chain in trajectories[method].unbind(1):
+        density_panel(ax, normalize_on_grid(run.log_density, grid), grid, f"({'cg'[row]}) {label(name)} chains")
+        for chain in paths[name].unbind(1):
             ax.plot(chain[:, 0], chain[:, 1], "-", lw=0.6, alpha=0.9)
         ax.set_xlim(grid.low, grid.high)
         ax.set_ylim(grid.low, grid.high)
         ax = axes[row, 3]
-        t, values = diagonal_slice(log_target, grid)
+        t, values = diagonal_slice(run.log_density, grid)
         ax.plot(t_true, slice_true.exp(), "k--", lw=1, label="target")
-        ax.plot(t, values.exp(), color=METHOD_COLORS[method], label=label)
+        ax.plot(t, values.exp(), color=color(name), label=label(name))
         ax.set_title(f"({'dh'[row]}) slice along x1 = x2")
         ax.legend(fontsize="x-small")
     ax = right.subplots()
-    for method, result in results.items():
-        evaluations = result.history.evaluations
-        ax.plot(evaluations["epoch"], evaluations["weight"], color=METHOD_COLORS[method],
-                label=METHOD_LABELS[method])
+    for name, run in runs.items():
+        evaluations = run.history.evaluations
+        ax.plot(evaluations["epoch"], evaluations["weight"], color=color(name), label=label(name))
+        if run.divergence is not None:
+            ax.plot(evaluations["epoch"][-1], evaluations["weight"][-1], "x", ms=9, mew=2, color=color(name))
     ax.axhline(2 / 3, color="k", ls="--", lw=1, label="true weight 2/3")
     ax.set(xlabel="epoch", ylabel="estimated weight of the top-right mode", ylim=(-0.02, 1.02))
     ax.legend(loc="lower left")

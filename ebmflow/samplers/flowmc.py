@@ -1,71 +1,53 @@
 """flowMC (paper Appendix A, Algorithm 5; Gabrié et al. 2022): local MALA steps interleaved with global
 flow-proposal steps (i-SIR in every experiment of the paper, IMH as the textbook variant).
 
-A schedule is a string read left to right: ``L`` = one MALA step, ``G`` = one global step. The motivating
-example's "2 global steps between two sequences of 4 local steps" is ``"LLLLGGLLLL"``.
+A schedule is a string read left to right: ``L`` = one local step, ``G`` = one global step. The motivating
+example's "2 global steps between two sequences of 4 local steps" is ``"LLLLGGLLLL"``. One step of the
+composed kernel is one pass of the schedule (as BlackJAX composes irmh and rmh).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from .base import ChainState, LogDensity, Proposal
-from .imh import imh_step
-from .isir import isir_step
-from .mala import mala_step
+from ..checks import InputError
+from .base import ChainState, Kernel
 
-__all__ = ["FlowMCKernel", "FlowMCInfo", "validate_schedule"]
+__all__ = ["FlowMCInfo", "flowmc", "validate_schedule"]
 
 
 def validate_schedule(schedule: str) -> str:
-    if not schedule or set(schedule) - {"L", "G"}:
-        raise ValueError(f"flowMC schedule must be a non-empty string of 'L' (local) and 'G' (global) "
-                         f"steps, got {schedule!r}")
+    """A non-empty string of 'L' and 'G' with at least one global step (else it is plain MALA)."""
+    if not isinstance(schedule, str) or not schedule or set(schedule) - {"L", "G"}:
+        raise InputError(f"flowMC schedule must be a non-empty string of 'L' (local) and 'G' (global) steps, "
+                         f"got {schedule!r}")
+    if "G" not in schedule:
+        raise InputError(f"flowMC schedule {schedule!r} has no global step 'G': that is plain MALA, not flowMC")
     return schedule
 
 
 @dataclass
 class FlowMCInfo:
     local_acceptance: float  # mean MALA acceptance over the local steps (nan if none)
-    global_acceptance: float  # fraction of global steps that moved to a fresh flow proposal (nan if none)
-    trajectory: list[Tensor] = field(default_factory=list)  # positions after each step, if recorded
+    global_acceptance: float  # fraction of global moves to a fresh flow proposal (nan if none)
+    trajectory: Tensor | None = None  # positions after each sub-step (len(schedule), n, d), if recorded
 
 
-@dataclass
-class FlowMCKernel:
-    """One pass of ``schedule`` with MALA step ``step_size`` and global moves from ``proposal``."""
+def flowmc(schedule: str, local: Kernel, global_: Kernel, *, record: bool = False) -> Kernel:
+    """The composition: ``local`` for each 'L', ``global_`` for each 'G'; ``record`` keeps every sub-step."""
+    validate_schedule(schedule)
 
-    schedule: str
-    step_size: float
-    n_particles: int = 32
-    global_move: str = "isir"  # or "imh"
-
-    def __post_init__(self) -> None:
-        validate_schedule(self.schedule)
-        if self.step_size <= 0:
-            raise ValueError(f"MALA step_size must be positive, got {self.step_size}")
-        if self.global_move == "isir" and self.n_particles < 2:
-            raise ValueError(f"i-SIR needs n_particles >= 2, got {self.n_particles}")
-        if self.global_move not in ("isir", "imh"):
-            raise ValueError(f"global_move must be 'isir' or 'imh', got {self.global_move!r}")
-
-    def step(self, state: ChainState, log_density_fn: LogDensity, proposal: Proposal,
-             generator: torch.Generator, record: bool = False) -> tuple[ChainState, FlowMCInfo]:
-        local, global_ = [], []
-        trajectory = []
-        for move in self.schedule:
-            if move == "L":
-                state, info = mala_step(state, log_density_fn, self.step_size, generator)
-                local.append(info.acceptance_rate)
-            elif self.global_move == "isir":
-                state, info = isir_step(state, log_density_fn, proposal, self.n_particles, generator)
-                global_.append(info.acceptance_rate)
-            else:
-                state, info = imh_step(state, log_density_fn, proposal, generator)
-                global_.append(info.acceptance_rate)
+    def step(state: ChainState, generator: torch.Generator) -> tuple[ChainState, FlowMCInfo]:
+        accepted: dict[str, list[Tensor]] = {"L": [], "G": []}
+        trajectory: list[Tensor] = []
+        for move in schedule:
+            state, info = (local if move == "L" else global_).step(state, generator)
+            accepted[move].append(info.is_accepted)
             if record:
                 trajectory.append(state.position)
-        mean = lambda values: sum(values) / len(values) if values else float("nan")  # noqa: E731
-        return state, FlowMCInfo(mean(local), mean(global_), trajectory)
+        rate = {m: float(torch.stack(a).float().mean()) if a else float("nan") for m, a in accepted.items()}
+        return state, FlowMCInfo(rate["L"], rate["G"], torch.stack(trajectory) if record else None)
+
+    return Kernel(local.init, step)

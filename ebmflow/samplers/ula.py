@@ -7,9 +7,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .base import ChainState, LogDensity, init_state
+from ..checks import InputError, check_positive
+from .base import ChainState, Kernel, LogDensity, init_state
 
-__all__ = ["ULAInfo", "ula_step"]
+__all__ = ["ULAInfo", "ula"]
 
 
 @dataclass
@@ -23,16 +24,32 @@ class ULAInfo:
         return float(self.drift.flatten(1).norm(dim=-1).mean())
 
 
-def ula_step(state: ChainState, log_density_fn: LogDensity, step_size: float,
-             generator: torch.Generator, noise: bool = True,
-             bounds: tuple[float, float] | None = None) -> tuple[ChainState, ULAInfo]:
-    """One ULA step for every chain; ``noise=False`` gives the noiseless Langevin used by CoopFlow;
-    ``bounds`` = (low, high) clamps the new positions into a box (Du & Mordatch 2019's pixel clipping)."""
-    drift = step_size * state.grad
-    if noise:
-        drift = drift + math.sqrt(2 * step_size) * torch.randn(state.position.shape, generator=generator)
-    position = state.position + drift
-    if bounds is not None:
-        position = position.clamp(*bounds)
-    new_state = init_state(position, log_density_fn)
-    return new_state, ULAInfo(drift=drift)
+def ula(log_density: LogDensity, step_size: float, *, noise: bool = True,
+        bounds: tuple[float, float] | None = None, max_drift: float | None = None) -> Kernel:
+    """ULA with step ``step_size``.
+
+    ``noise=False`` gives the noiseless Langevin CoopFlow runs; ``bounds`` = (low, high) clamps the new
+    positions into a box (Du & Mordatch 2019's pixel clipping); ``max_drift`` clamps each coordinate's
+    displacement per step (CoopFlow's original code clamps it to ±0.1)."""
+    check_positive("ULA step_size", step_size)
+    if bounds is not None and not bounds[0] < bounds[1]:
+        raise InputError(f"ULA bounds must be (low, high) with low < high, got {bounds!r}")
+    if max_drift is not None:
+        check_positive("ULA max_drift", max_drift)
+
+    def init(position: Tensor) -> ChainState:
+        return init_state(position, log_density)
+
+    def step(state: ChainState, generator: torch.Generator) -> tuple[ChainState, ULAInfo]:
+        drift = step_size * state.grad
+        if max_drift is not None:
+            drift = drift.clamp(-max_drift, max_drift)
+        if noise:
+            drift = drift + math.sqrt(2 * step_size) * torch.randn(state.position.shape, generator=generator,
+                                                                   device=state.position.device)
+        position = state.position + drift
+        if bounds is not None:
+            position = position.clamp(*bounds)
+        return init_state(position, log_density), ULAInfo(drift=drift)
+
+    return Kernel(init, step)

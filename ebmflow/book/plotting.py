@@ -10,12 +10,20 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from .metrics import Grid2D
+from ..methods import METHODS
+from ..metrics import Grid2D
 
-__all__ = ["set_style", "savefig", "figure_dir", "density_panel", "METHOD_COLORS", "METHOD_LABELS"]
+__all__ = ["set_style", "savefig", "figure_dir", "density_panel", "label", "color"]
 
-METHOD_LABELS = {"flowmc": "flowMC-EBM", "ula": "ULA-EBM", "ntebm": "NT-EBM", "coopflow": "CoopFlow"}
-METHOD_COLORS = {"flowmc": "#1b9e77", "ula": "#d95f02", "ntebm": "#7570b3", "coopflow": "#e7298a"}
+
+def label(method: str) -> str:
+    """The method's name as the paper writes it (from the method registry)."""
+    return METHODS[method].label
+
+
+def color(method: str) -> str:
+    """The method's colour in every figure (from the method registry)."""
+    return METHODS[method].color
 
 
 def set_style() -> None:

@@ -9,13 +9,15 @@ import dataclasses
 import typing
 from typing import Any, TypeVar
 
+from ..checks import InputError
+
 __all__ = ["PROFILES", "resolve_config", "ConfigError"]
 
 PROFILES = ("smoke", "cpu", "paper")
 C = TypeVar("C")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """An unknown profile, an unknown parameter, a wrongly typed or out-of-range value."""
 
 
@@ -67,3 +69,30 @@ def parameter_table(config_cls: type, profiles: dict[str, dict[str, Any]]) -> li
     resolved = {p: resolve_config(config_cls, profiles, p) for p in profiles}
     return [{"parameter": f.name, "type": hints[f.name].__name__,
              **{p: getattr(resolved[p], f.name) for p in profiles}} for f in dataclasses.fields(config_cls)]
+
+
+def field_comments(config_cls: type) -> dict[str, str]:
+    """The comment after each field of a configuration dataclass (``name: type  # comment``), by field."""
+    import inspect
+    import re
+
+    comments = {}
+    for line in inspect.getsource(config_cls).splitlines():
+        match = re.match(r"\s+(\w+): [^#=]+?(?:#\s*(.*))?$", line)
+        if match and match.group(1) in {f.name for f in dataclasses.fields(config_cls)}:
+            comments[match.group(1)] = match.group(2) or ""
+    return comments
+
+
+def parameters_cell(config_cls: type, profiles: dict[str, dict[str, Any]]) -> str:
+    """The source of a chapter's cell tagged ``parameters``: ``profile``, then every field set to None (the
+    profile's value) with its type and the dataclass's comment. Generated, so it never disagrees with the code."""
+    hints = typing.get_type_hints(config_cls)
+    comments = field_comments(config_cls)
+    lines = [f"# Parameters. `profile` picks a preset ({', '.join(map(repr, profiles))}; \"cpu\" is the committed "
+             f"default);", "# any other name set here overrides that preset (None = the preset's value).",
+             'profile = "cpu"']
+    for f in dataclasses.fields(config_cls):
+        comment = f"{hints[f.name].__name__}" + (f": {comments[f.name]}" if comments.get(f.name) else "")
+        lines.append(f"{f.name} = None  # {comment}")
+    return "\n".join(lines)

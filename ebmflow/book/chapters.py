@@ -1,0 +1,112 @@
+"""The book's chapters: each notebook with the experiment module behind its parameters, choices and claims."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..experiments import motivating
+from .claims import PaperItem
+from .config import parameters_cell, resolve_config
+
+__all__ = ["SummaryConfig", "Chapter", "CHAPTERS", "BOOK_DIR", "get_chapter", "chapter_config", "choices_markdown",
+           "paper_items",
+           "sync_parameters_cells"]
+
+BOOK_DIR = Path(__file__).resolve().parent.parent.parent / "book"
+
+
+@dataclass(frozen=True)
+class SummaryConfig:
+    """Summary pages (intro, report) only read what the chapters stored: no knob beyond the profile."""
+
+
+class _Summary:
+    Config = SummaryConfig
+    PROFILES: dict[str, dict[str, Any]] = {"smoke": {}, "cpu": {}, "paper": {}}
+    CHOICES: tuple[str, ...] = ()
+    ITEMS: tuple[PaperItem, ...] = ()
+
+
+@dataclass(frozen=True)
+class Chapter:
+    name: str  # notebook stem in book/
+    title: str
+    module: Any  # the experiment module: Config, PROFILES, CHOICES, ITEMS (paper items and their claims)
+    summary: bool = False  # summary pages run after every experiment chapter
+
+    @property
+    def notebook(self) -> Path:
+        return BOOK_DIR / f"{self.name}.ipynb"
+
+    @property
+    def config_cls(self) -> type:
+        return self.module.Config
+
+    @property
+    def profiles(self) -> dict[str, dict[str, Any]]:
+        return self.module.PROFILES
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return self.module.CHOICES
+
+    @property
+    def items(self) -> tuple[PaperItem, ...]:
+        return self.module.ITEMS
+
+
+CHAPTERS: dict[str, Chapter] = {c.name: c for c in [
+    Chapter("01_motivating_example", "Figure 1: mode weights on a 2:1 mixture", motivating),
+    # PORTING: 02_toy_benchmarks (toy_benchmarks), 03_extended_example (extended), 04_high_dim_mixture (high_dim),
+    # 05_images (images) are added back here as their experiment modules are ported.
+    Chapter("intro", "Introduction, map of the paper, runtimes", _Summary, summary=True),
+    Chapter("99_report", "Reproduction report", _Summary, summary=True),
+]}
+
+
+def get_chapter(name: str) -> Chapter:
+    """The chapter called ``name`` (with or without ``.ipynb`` / ``book/``), or a ValueError listing them."""
+    stem = Path(name).stem
+    if stem not in CHAPTERS:
+        raise ValueError(f"unknown chapter {name!r}; chapters: {', '.join(CHAPTERS)}")
+    return CHAPTERS[stem]
+
+
+def chapter_config(name: str, profile: str, namespace: dict[str, Any]):
+    """The chapter's configuration from its parameters cell: every config field found in ``namespace``
+    (the notebook's globals) overrides the profile unless it is None."""
+    chapter = get_chapter(name)
+    fields = [f.name for f in dataclasses.fields(chapter.config_cls)]
+    return resolve_config(chapter.config_cls, chapter.profiles, profile,
+                          **{field: namespace.get(field) for field in fields})
+
+
+def choices_markdown(name: str) -> str:
+    """The chapter's choices where the paper is silent, as a Markdown list."""
+    return "\n".join(f"- {choice}" for choice in get_chapter(name).choices)
+
+
+def paper_items() -> list[PaperItem]:
+    """Every paper item rebuilt by a chapter, in chapter order."""
+    return [item for chapter in CHAPTERS.values() for item in chapter.items]
+
+
+def sync_parameters_cells() -> list[str]:
+    """Rewrite the ``parameters`` cell of every experiment chapter from its configuration class (run after
+    adding or renaming a knob); returns the chapters whose cell changed."""
+    import nbformat
+
+    changed = []
+    for chapter in CHAPTERS.values():
+        if chapter.summary or not chapter.notebook.exists():
+            continue
+        notebook = nbformat.read(chapter.notebook, as_version=4)
+        cell = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
+        source = parameters_cell(chapter.config_cls, chapter.profiles)
+        if cell.source != source:
+            cell.source = source
+            nbformat.write(notebook, chapter.notebook)
+            changed.append(chapter.name)
+    return changed

@@ -1,0 +1,106 @@
+"""What every chapter does with a method: train it (one ``train``) and keep the result (one ``Run``)."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+from ..checkpoint import Checkpoint
+from ..methods import Method
+from ..samplers import LogDensity, run_chains
+from ..seeding import make_generator, resolve_device
+from ..training import Divergence, DivergenceRule, History, TrainingState, fit_ebm
+
+__all__ = ["Run", "train", "checkpoint_for", "CHECKPOINT_DIR_ENV"]
+
+CHECKPOINT_DIR_ENV = "EBMFLOW_CHECKPOINT_DIR"  # set by the runner: where a chapter's training runs checkpoint
+
+
+def checkpoint_for(key: str, config: Any, **extra: Any) -> Checkpoint | None:
+    """The checkpoint of one training run of a chapter (``key``: chapter, method, target, ...), when the runner
+    asked for checkpoints ($EBMFLOW_CHECKPOINT_DIR); its fingerprint is the chapter's configuration (without
+    ``stop_after``, which only says where to pause) plus ``extra``."""
+    directory = os.environ.get(CHECKPOINT_DIR_ENV)
+    if not directory:
+        return None
+    fingerprint = {k: v for k, v in dataclasses.asdict(config).items() if k != "stop_after"}
+    every = float(os.environ.get("EBMFLOW_CHECKPOINT_SECONDS", 300))
+    return Checkpoint(Path(directory) / f"{key}.pt", {**fingerprint, **extra}, every_seconds=every)
+
+
+@dataclass
+class Run:
+    """A trained method: its EBM, its sampler (with the flow it trained), its history and its cost."""
+
+    method: Method
+    energy: nn.Module
+    history: History
+    seconds: float  # wall time of preparation (flow pre-training) and training
+
+    @property
+    def name(self) -> str:
+        return self.method.name
+
+    @property
+    def log_density(self) -> LogDensity:
+        """Unnormalised log p_theta = -E_theta + log tilt."""
+        return self.method.log_target
+
+    @property
+    def divergence(self) -> Divergence | None:
+        return self.history.divergence
+
+    def bank_positions(self) -> Tensor:
+        """The final persistent bank in data space."""
+        return self.method.positions(self.history.final_chains)
+
+    def continue_chains(self, n_chains: int, n_steps: int, generator: torch.Generator, *,
+                        starts: Tensor | None = None, record: bool = False) -> Tensor:
+        """Run ``n_chains`` chains ``n_steps`` steps of the method's kernel on the trained model.
+
+        The chains start at ``starts`` (chain space) or at the method's starts from random persistent states
+        (fresh flow samples for CoopFlow). Returns the final data-space positions (n, d), or with ``record``
+        the positions after every step (every sub-step of a composite kernel), (steps, n, d)."""
+        if starts is None:
+            bank = self.history.final_chains
+            rows = torch.randperm(len(bank), generator=generator, device=generator.device)[:n_chains]
+            starts = self.method.starts(bank[rows], generator)
+        state, trajectory, infos = run_chains(self.method.kernel(substeps=record), starts, n_steps, generator,
+                                              record=record)
+        if not record:
+            return self.method.positions(state.position)
+        substeps = [info.trajectory for info in infos if getattr(info, "trajectory", None) is not None]
+        if substeps:
+            trajectory = torch.cat(substeps)
+        return self.method.positions(trajectory.flatten(0, 1)).view(*trajectory.shape[:2], -1)
+
+
+def train(method: Method, data: Tensor, *, energy: nn.Module, base: nn.Module, seed: int, epochs: int,
+          batch_size: int, n_persistent: int, device: str | torch.device = "cpu", reference: LogDensity | None = None,
+          evaluate: Callable[[TrainingState], dict] | None = None, eval_every: int = 0, energy_l2: float = 0.0,
+          lr_decay: tuple[float, int] | None = None,
+          batch_transform: Callable[[Tensor, torch.Generator], Tensor] | None = None,
+          divergence: DivergenceRule = DivergenceRule(), checkpoint: Checkpoint | None = None,
+          stop_after: int | None = None, desc: str | None = None) -> Run:
+    """Prepare ``method`` (its flow and pre-training) and train ``energy`` on ``data`` with it (Algorithm 1).
+
+    ``energy``, ``base`` and ``data`` are moved to ``device``; randomness comes from the seed's streams
+    "<method>/prepare" and "<method>/training", so the same seed and device give identical runs.
+    ``reference`` is the data's exact log-density where one is known (reverse-KL pre-training).
+    A divergence ends this method's run and is recorded in ``run.divergence``; it is never raised."""
+    device = resolve_device(device)
+    energy, base, data = energy.to(device), base.to(device), data.to(device)
+    start = time.perf_counter()
+    method.prepare(energy, base, data, make_generator(seed, device, f"{method.name}/prepare"), reference)
+    history = fit_ebm(data, energy, method, epochs=epochs, batch_size=batch_size, n_persistent=n_persistent,
+                      generator=make_generator(seed, device, f"{method.name}/training"), evaluate=evaluate,
+                      eval_every=eval_every, energy_l2=energy_l2, lr_decay=lr_decay, batch_transform=batch_transform,
+                      divergence=divergence, checkpoint=checkpoint, stop_after=stop_after,
+                      desc=desc or method.label)
+    return Run(method, energy, history, time.perf_counter() - start)

@@ -1,0 +1,104 @@
+"""What a training method is: how it draws the negatives of Algorithm 1 and what it trains besides the EBM.
+
+Every method trains an EBM E_theta by persistent-chain maximum likelihood (the loop in ``ebmflow.training``);
+a ``Method`` owns everything that differs between methods: the model's tilt, where its chains start, its
+MCMC kernel, its own networks and optimisers, its label and colour, and its row of the hyper-parameter
+tables (``describe``). Methods are registered in ``ebmflow.methods.METHODS``.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from ..checks import check_positive
+from ..samplers import Kernel, LogDensity
+
+__all__ = ["Method", "Negatives"]
+
+
+class Negatives(NamedTuple):
+    negatives: Tensor  # data-space negative samples x^(-) (n, d), no graph
+    chains: Tensor  # the chain states written back to the persistent bank (n, ...)
+    stats: dict[str, float]  # sampler statistics of this iteration (acceptance, adapted step, ...)
+
+
+@dataclass(kw_only=True)
+class Method(ABC):
+    """A training method (one of the paper's four, or your own): subclass, set ``name``, ``label``, ``color``,
+    implement the abstract methods, and add the class to ``METHODS``."""
+
+    name: ClassVar[str]  # short key: glue keys, file names, CLI
+    label: ClassVar[str]  # as the paper writes it
+    color: ClassVar[str]  # one colour per method in every figure
+
+    lr: float  # Adam learning rate of the EBM (and of the method's flow: gamma_flow = gamma_EBM, paper)
+    energy: nn.Module | None = field(default=None, init=False, repr=False)
+    base: nn.Module | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        check_positive(f"{self.label} lr", self.lr)
+
+    # --- set-up -------------------------------------------------------------------------------------------
+    def prepare(self, energy: nn.Module, base: nn.Module, data: Tensor, generator: torch.Generator,
+                reference: LogDensity | None = None) -> None:
+        """Attach the EBM and the base rho; build (and pre-train) the method's own networks.
+
+        ``reference`` is an exact log-density of the data, for pre-trainings that need one (reverse KL)."""
+        self.energy, self.base = energy, base
+
+    @property
+    def tilt(self) -> nn.Module:
+        """The density the EBM tilts: p_theta ∝ exp(-E_theta) · tilt (paper Eq. 6: rho)."""
+        return self.base
+
+    def log_target(self, x: Tensor) -> Tensor:
+        """Unnormalised log p_theta(x) = -E_theta(x) + log tilt(x)."""
+        return -self.energy(x) + self.tilt.log_prob(x)
+
+    @property
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        """The method's own optimisers (the EBM's belongs to the training loop)."""
+        return []
+
+    # --- chains -------------------------------------------------------------------------------------------
+    @abstractmethod
+    def init_chains(self, n: int, generator: torch.Generator) -> Tensor:
+        """The persistent bank at iteration 0, in the method's chain space."""
+
+    def starts(self, chains: Tensor, generator: torch.Generator) -> Tensor:
+        """Where a batch of chains starts its MCMC steps (Table 3's "init."): the persistent states."""
+        return chains
+
+    @abstractmethod
+    def sample(self, chains: Tensor, generator: torch.Generator) -> Negatives:
+        """Advance a batch of persistent chains on the current model and return the negatives."""
+
+    def update(self, negatives: Tensor) -> dict[str, Tensor]:
+        """Anything the method trains after the EBM step (Algorithm 1, step 5); returns statistics."""
+        return {}
+
+    @abstractmethod
+    def kernel(self, substeps: bool = False) -> Kernel:
+        """The method's MCMC kernel on the current model, in chain space (to keep sampling after training);
+        with ``substeps`` a composite kernel reports its sub-steps' positions in ``info.trajectory``."""
+
+    def positions(self, chains: Tensor) -> Tensor:
+        """Data-space positions of chain states (the identity, except for latent-space chains)."""
+        return chains
+
+    # --- description and state ----------------------------------------------------------------------------
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """One row of the paper's hyper-parameter tables (Tables 4, 5, 7): "MCMC sampler", "# MCMC steps",
+        "use only last step?", "starting strategy", "learning rate"."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything the method changes while training (networks, optimisers, adapted steps, counters)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned (after ``prepare``)."""

@@ -1,0 +1,164 @@
+"""One normalizing-flow class, lambda^rho_T(x) = rho(T^{-1}(x)) |J_{T^{-1}}(x)| (paper §1.4), built as the
+RealNVP of the 2-D and high-dimensional experiments or as the image RealNVP of §3.5 (zuko's shape: one
+``Flow``, small constructors that only parameterise its couplings).
+
+Couplings are nflows' affine couplings with a scale that can expand (``ExpandingAffineCoupling``); every
+coupling net ends at zero, so T = Id and lambda = rho at initialisation.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from nflows.nn.nets import ConvResidualNet
+from nflows.transforms import AffineCouplingTransform, CompositeTransform, SqueezeTransform
+from torch import Tensor, nn
+
+from ..checks import InputError, check_int
+from .bases import DiagonalGaussian, LogitGaussian
+from .init import initialize, zero_last
+
+__all__ = ["Flow", "RealNVP", "ImageRealNVP", "ExpandingAffineCoupling", "CouplingMLP"]
+
+
+class ExpandingAffineCoupling(AffineCouplingTransform):
+    """Affine coupling whose scale can expand as well as contract.
+
+    nflows 0.14 uses ``sigmoid(s + 2) + 1e-3`` (always < 1.001 in the data-to-noise direction). Here
+    scale = exp(bound · tanh(s / bound)): unconstrained near 0, bounded for numerical safety, and equal
+    to 1 when the coupling net outputs 0 (identity at initialisation).
+    """
+
+    log_scale_bound: float = 3.0
+
+    def _scale_and_shift(self, transform_params: Tensor) -> tuple[Tensor, Tensor]:
+        unconstrained = transform_params[:, self.num_transform_features:, ...]
+        shift = transform_params[:, : self.num_transform_features, ...]
+        bound = self.log_scale_bound
+        return torch.exp(bound * torch.tanh(unconstrained / bound)), shift
+
+
+class CouplingMLP(nn.Module):
+    """Coupling network: ``n_hidden_layers`` hidden layers of ``hidden`` ReLU units; last layer at zero."""
+
+    def __init__(self, n_in: int, n_out: int, hidden: int, n_hidden_layers: int) -> None:
+        super().__init__()
+        sizes = [n_in] + [hidden] * n_hidden_layers
+        layers: list[nn.Module] = []
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        self.net = nn.Sequential(*layers, zero_last(nn.Linear(sizes[-1], n_out)))
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        return self.net(x)
+
+
+class Flow(nn.Module):
+    """A flow lambda on flattened data (n, D), with ``base`` the density rho it equals at initialisation.
+
+    ``transform`` maps data (viewed as ``event_shape``) to the latent space (nflows' convention) after an
+    optional fixed ``preprocessing`` bijection; the latent base is ``latent`` (= ``base`` when there is no
+    preprocessing). ``sizes`` records the constructor's arguments (couplings, hidden units, ...).
+    """
+
+    def __init__(self, transform: CompositeTransform, base: nn.Module, *, event_shape: tuple[int, ...],
+                 latent_shape: tuple[int, ...], latent: DiagonalGaussian | None = None,
+                 preprocessing: nn.Module | None = None, sizes: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.transform = transform
+        self.base = base
+        self.latent = latent if latent is not None else base
+        self.preprocessing = preprocessing
+        self.event_shape = tuple(event_shape)
+        self.latent_shape = tuple(latent_shape)
+        self.sizes = dict(sizes or {})
+
+    @property
+    def dim(self) -> int:
+        return math.prod(self.event_shape)
+
+    def to_latent(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """z = T^{-1}(x) flattened, and log|det dT^{-1}/dx| (preprocessing included)."""
+        logdet_pre = 0.0
+        if self.preprocessing is not None:
+            x, logdet_pre = self.preprocessing(x)
+        z, logdet = self.transform(x.reshape(-1, *self.event_shape))
+        return z.flatten(1), logdet + logdet_pre
+
+    def from_latent(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """x = T(z) flattened, and log|det dT/dz| (preprocessing included)."""
+        y, logdet = self.transform.inverse(z.reshape(-1, *self.latent_shape))
+        y = y.flatten(1)
+        if self.preprocessing is None:
+            return y, logdet
+        x, logdet_post = self.preprocessing.inverse(y)
+        return x, logdet + logdet_post
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        z, logdet = self.to_latent(x)
+        return self.latent.log_prob(z) + logdet
+
+    def sample_with_log_prob(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        z, log_latent = self.latent.sample_with_log_prob(n, generator)
+        x, logdet = self.from_latent(z)
+        return x, log_latent - logdet
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator) -> Tensor:
+        """n samples carrying no graph (chain starts)."""
+        return self.sample_with_log_prob(n, generator)[0]
+
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def RealNVP(base: DiagonalGaussian, n_couplings: int = 4, hidden: int = 16, n_hidden_layers: int = 3, *,
+            generator: torch.Generator) -> Flow:
+    """RealNVP (Dinh et al. 2017) on R^d with base ``base``: ``n_couplings`` affine couplings with alternating
+    half masks and MLP coupling nets (paper: 4 couplings of 3 × 16 units in 2-D, Table 6 in high dimension)."""
+    for name, value in {"n_couplings": n_couplings, "hidden": hidden, "n_hidden_layers": n_hidden_layers}.items():
+        check_int(f"RealNVP {name}", value)
+    dim = base.dim
+    if dim < 2:
+        raise InputError(f"coupling flows need a dimension >= 2, got a base of dimension {dim}")
+    couplings = [ExpandingAffineCoupling((torch.arange(dim) + i) % 2,
+                                         lambda n_in, n_out: CouplingMLP(n_in, n_out, hidden, n_hidden_layers))
+                 for i in range(n_couplings)]
+    flow = Flow(CompositeTransform(couplings), base, event_shape=(dim,), latent_shape=(dim,),
+                sizes={"n_couplings": n_couplings, "hidden": hidden, "n_hidden_layers": n_hidden_layers})
+    return initialize(flow, generator)
+
+
+def _channel_masks(channels: int) -> list[Tensor]:
+    """Four complementary masks over the 4C squeezed channels: each mixes the pixels of a 2×2 block and the
+    colour channels."""
+    index = torch.arange(4 * channels)
+    return [(index % 2 == 0).int(), (index % 2 == 1).int(), (index % 4 < 2).int(), (index % 4 >= 2).int()]
+
+
+def ImageRealNVP(tilt: LogitGaussian, n_couplings: int = 8, hidden: int = 64, n_blocks: int = 6, *,
+                 generator: torch.Generator) -> Flow:
+    """RealNVP for images (paper §3.5): the fixed affine + logit layers of ``tilt``, one squeeze
+    (C, H, W) -> (4C, H/2, W/2), then ``n_couplings`` affine couplings with convolutional residual nets
+    (``n_blocks`` blocks of ``hidden`` channels, no batch norm so the density does not depend on train/eval
+    mode) alternating four channel masks. The flow equals ``tilt`` at initialisation."""
+    for name, value in {"n_couplings": n_couplings, "hidden": hidden, "n_blocks": n_blocks}.items():
+        check_int(f"ImageRealNVP {name}", value)
+    channels, height, width = tilt.image_shape
+    if height % 2 or width % 2:
+        raise InputError(f"ImageRealNVP squeezes 2×2 blocks: image sides must be even, got {tilt.image_shape}")
+    masks = _channel_masks(channels)
+
+    def coupling_net(n_in: int, n_out: int) -> nn.Module:
+        net = ConvResidualNet(n_in, n_out, hidden_channels=hidden, num_blocks=n_blocks)
+        zero_last(net.final_layer)
+        return net
+
+    layers = [SqueezeTransform()] + [ExpandingAffineCoupling(masks[i % 4], coupling_net) for i in range(n_couplings)]
+    flow = Flow(CompositeTransform(layers), tilt, event_shape=tilt.image_shape,
+                latent_shape=(4 * channels, height // 2, width // 2), latent=tilt.latent,
+                preprocessing=tilt.preprocessing,
+                sizes={"n_couplings": n_couplings, "hidden": hidden, "n_blocks": n_blocks})
+    return initialize(flow, generator)
+
