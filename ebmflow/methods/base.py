@@ -17,7 +17,10 @@ from torch import Tensor, nn
 from ..checks import check_positive
 from ..samplers import Kernel, LogDensity
 
-__all__ = ["Method", "Negatives"]
+__all__ = ["Method", "Negatives", "DESCRIBE_COLUMNS"]
+
+DESCRIBE_COLUMNS = ("MCMC sampler", "# MCMC steps", "use only last step?", "starting strategy", "learning rate")
+"""The columns of the paper's hyper-parameter tables (Tables 4, 5, 7): the keys of ``Method.describe()``."""
 
 
 class Negatives(NamedTuple):
@@ -93,8 +96,8 @@ class Method(ABC):
     # --- description and state ----------------------------------------------------------------------------
     @abstractmethod
     def describe(self) -> dict[str, Any]:
-        """One row of the paper's hyper-parameter tables (Tables 4, 5, 7): "MCMC sampler", "# MCMC steps",
-        "use only last step?", "starting strategy", "learning rate"."""
+        """One row of the paper's hyper-parameter tables (Tables 4, 5, 7), keyed by ``DESCRIBE_COLUMNS`` in that
+        order: "MCMC sampler", "# MCMC steps", "use only last step?", "starting strategy", "learning rate"."""
 
     def state_dict(self) -> dict[str, Any]:
         """Everything the method changes while training (networks, optimisers, adapted steps, counters)."""
