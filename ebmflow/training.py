@@ -9,6 +9,7 @@ method's own update (step 5: the flow's maximum-likelihood step for flowMC-EBM).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
@@ -71,7 +72,7 @@ class DivergenceRule:
 class History:
     """Per-iteration losses and sampler statistics, periodic evaluations, the final bank, how the run ended."""
 
-    steps: dict[str, list[float]] = field(default_factory=dict)
+    steps: dict[str, list[float]] = field(default_factory=dict)  # one entry per iteration (NaN: not reported)
     evaluations: dict[str, list] = field(default_factory=dict)
     final_chains: Tensor | None = None  # the persistent bank at the end (method's chain space)
     divergence: Divergence | None = None
@@ -81,6 +82,16 @@ class History:
     def log(self, where: dict[str, list], values: dict[str, Any]) -> None:
         for key, value in values.items():
             where.setdefault(key, []).append(float(value) if isinstance(value, Tensor) else value)
+
+    def log_step(self, values: dict[str, Any]) -> None:
+        """Record the statistics of iteration ``self.iterations``: every list in ``steps`` keeps one entry per
+        iteration, NaN where a statistic was not reported (CoopFlow's flow loss while its flow is frozen)."""
+        for key, value in values.items():
+            self.steps.setdefault(key, [math.nan] * (self.iterations - 1)).append(
+                float(value) if isinstance(value, Tensor) else value)
+        for column in self.steps.values():
+            if len(column) < self.iterations:
+                column.append(math.nan)
 
     def as_dict(self) -> dict[str, Any]:
         return {"steps": self.steps, "evaluations": self.evaluations, "iterations": self.iterations,
@@ -208,11 +219,13 @@ def fit_ebm(data: Tensor, energy: nn.Module, method: Method, *, epochs: int, bat
             loss.backward()
         optimizer.step()
         update_stats = method.update(negatives)
-        for scheduler in schedulers:
-            scheduler.step()
+        with warnings.catch_warnings():  # a frozen network's optimizer (CoopFlow) is not stepped: its lr still decays
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
+            for scheduler in schedulers:
+                scheduler.step()
         history.iterations += 1
         stats = {"loss": loss.detach(), "energy_pos": energy_pos.detach(), "energy_neg": energy_neg.detach()}
-        history.log(history.steps, {**stats, **sampler_stats, **update_stats})
+        history.log_step({**stats, **sampler_stats, **update_stats})
         bar.update()
         if history.iterations % 50 == 0:
             bar.set_postfix(energy_data=history.steps["energy_pos"][-1], energy_neg=history.steps["energy_neg"][-1],
