@@ -8,6 +8,7 @@ method's own update (step 5: the flow's maximum-likelihood step for flowMC-EBM).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -16,7 +17,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
-from .checkpoint import Checkpoint
+from .checkpoint import Checkpoint, CheckpointMismatch
 from .checks import InputError, check_generator, check_int, check_non_negative, check_points
 from .methods import Method
 from .progress import progress_bar
@@ -115,6 +116,17 @@ class TrainingState:
     energy: nn.Module
 
 
+def _run_fingerprint(method: Method, energy: nn.Module, data: Tensor, **settings: Any) -> dict[str, Any]:
+    """What a checkpoint must agree on to be resumed by this run (besides the caller's own fingerprint): the
+    method and its settings (callables such as ``make_flow`` aside), the energy, the data's shape and the loop's
+    sizes."""
+    method_settings = {f.name: getattr(method, f.name) for f in dataclasses.fields(method)
+                       if f.init and not callable(getattr(method, f.name))} if dataclasses.is_dataclass(method) else {}
+    return {"method": method.name, "method_settings": method_settings, "energy": type(energy).__name__,
+            "energy_parameters": sum(p.numel() for p in energy.parameters()), "data_shape": tuple(data.shape),
+            "data_dtype": str(data.dtype), **settings}
+
+
 def fit_ebm(data: Tensor, energy: nn.Module, method: Method, *, epochs: int, batch_size: int, n_persistent: int,
             generator: torch.Generator, evaluate: Callable[[TrainingState], dict] | None = None,
             eval_every: int = 0, energy_l2: float = 0.0, lr_decay: tuple[float, int] | None = None,
@@ -129,8 +141,10 @@ def fit_ebm(data: Tensor, energy: nn.Module, method: Method, *, epochs: int, bat
     ``energy_l2`` adds lambda (mean E(x+)^2 + mean E(x-)^2) to the loss; ``lr_decay`` = (factor, every)
     multiplies every learning rate (EBM and the method's own) by factor every ``every`` iterations;
     ``batch_transform(batch, generator)`` maps each data batch (dequantisation, flips). ``checkpoint`` saves the
-    run (and resumes it when its file exists); ``stop_after`` ends training after that many iterations (the
-    run can then be resumed from its checkpoint).
+    run (and resumes it when its file exists; a checkpoint of another method, method setting, energy, data shape
+    or loop size is refused with ``CheckpointMismatch`` naming the field); ``stop_after`` ends training after
+    that many iterations (the run can then be resumed from its checkpoint, bit-identically on CPU). Every bad
+    argument raises ``InputError`` before the first iteration.
     """
     for name, value in {"epochs": epochs, "batch_size": batch_size, "n_persistent": n_persistent}.items():
         check_int(name, value)
@@ -139,6 +153,12 @@ def fit_ebm(data: Tensor, energy: nn.Module, method: Method, *, epochs: int, bat
     check_int("eval_every", eval_every, minimum=0)
     if stop_after is not None:
         check_int("stop_after", stop_after)
+    if isinstance(data, Tensor):
+        devices = {"data": data.device, "the generator": generator.device,
+                   "the energy": next(energy.parameters()).device}
+        if len({torch.device(d).type for d in devices.values()}) > 1:
+            raise InputError("data, the energy and the generator must live on one device, got "
+                             + ", ".join(f"{name} on {device}" for name, device in devices.items()))
     dim = getattr(energy, "dim", None)
     check_points("data", data, dim=dim, dtype=next(energy.parameters()).dtype)
     if batch_size > n_persistent:
@@ -146,7 +166,9 @@ def fit_ebm(data: Tensor, energy: nn.Module, method: Method, *, epochs: int, bat
     if batch_size > len(data):
         raise InputError(f"batch_size ({batch_size}) exceeds the data set ({len(data)} points): use more data or a "
                          f"smaller batch")
-    if lr_decay is not None and (not 0 < lr_decay[0] <= 1 or lr_decay[1] < 1):
+    if lr_decay is not None and not (isinstance(lr_decay, (tuple, list)) and len(lr_decay) == 2
+                                     and isinstance(lr_decay[0], (int, float)) and 0 < lr_decay[0] <= 1
+                                     and isinstance(lr_decay[1], int) and lr_decay[1] >= 1):
         raise InputError(f"lr_decay must be (factor in (0, 1], every >= 1 iterations), got {lr_decay!r}")
 
     optimizer = torch.optim.Adam(energy.parameters(), lr=method.lr)
@@ -158,16 +180,26 @@ def fit_ebm(data: Tensor, energy: nn.Module, method: Method, *, epochs: int, bat
     device = data.device
 
     history, order, bank, last_chains = History(), None, None, None
+    if checkpoint is not None:
+        checkpoint = checkpoint.extended(run=_run_fingerprint(method, energy, data, epochs=epochs,
+                                                              batch_size=batch_size, n_persistent=n_persistent,
+                                                              energy_l2=energy_l2, lr_decay=lr_decay))
     if checkpoint is not None and checkpoint.exists():
         saved = checkpoint.load(map_location=device)
-        energy.load_state_dict(saved["energy"])
-        method.load_state_dict(saved["method"])
-        optimizer.load_state_dict(saved["optimizer"])
-        for scheduler, state in zip(schedulers, saved["schedulers"]):
-            scheduler.load_state_dict(state)
-        generator.set_state(saved["generator"].to(generator.get_state().device))
-        history, order, bank = History.from_dict(saved["history"]), saved["order"], saved["bank"]
-        last_chains = saved["last_chains"]
+        try:
+            energy.load_state_dict(saved["energy"])
+            method.load_state_dict(saved["method"])
+            optimizer.load_state_dict(saved["optimizer"])
+            for scheduler, state in zip(schedulers, saved["schedulers"], strict=True):
+                scheduler.load_state_dict(state)
+            generator.set_state(saved["generator"].to(generator.get_state().device))
+            history, order, bank = History.from_dict(saved["history"]), saved["order"], saved["bank"]
+            last_chains = saved["last_chains"]
+        except (KeyError, RuntimeError, TypeError, ValueError) as error:
+            detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise CheckpointMismatch(f"checkpoint {checkpoint.path} does not fit this run's networks or state "
+                                     f"({type(error).__name__}: {detail[:200]}): it was written by another "
+                                     f"architecture or library version; delete it or run without resuming") from None
         if history.completed or history.divergence is not None:
             history.final_chains = bank
             return history
