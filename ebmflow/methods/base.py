@@ -14,7 +14,7 @@ from typing import Any, ClassVar, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from ..checks import check_positive
+from ..checks import check_generator, check_points, check_positive
 from ..samplers import Kernel, LogDensity
 
 __all__ = ["Method", "Negatives", "DESCRIBE_COLUMNS"]
@@ -50,7 +50,10 @@ class Method(ABC):
                 reference: LogDensity | None = None) -> None:
         """Attach the EBM and the base rho; build (and pre-train) the method's own networks.
 
-        ``reference`` is an exact log-density of the data, for pre-trainings that need one (reverse KL)."""
+        ``reference`` is an exact log-density of the data, for pre-trainings that need one (reverse KL). Bad data
+        or a bad generator are refused here, before any pre-training."""
+        check_generator(generator)
+        check_points("data", data, dim=getattr(energy, "dim", None), dtype=next(energy.parameters()).dtype)
         self.energy, self.base = energy, base
 
     @property
