@@ -259,8 +259,11 @@ def test_make_generator_streams_differ_and_repeat_and_leave_the_global_rng_alone
 def test_auto_device_resolves_to_cpu_without_a_gpu_and_bad_devices_are_refused():
     assert resolve_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
     assert resolve_device("cpu") == torch.device("cpu")
-    with pytest.raises(InputError, match="device must be 'cpu', 'cuda' or 'auto'"):
-        resolve_device("tpu")
+    for bad in ("tpu", "cudafoo", "meta", "gpu"):
+        with pytest.raises(InputError, match="device must be 'cpu', 'cuda' .* or 'auto'"):
+            resolve_device(bad)
+    with pytest.raises(InputError, match="no CUDA GPU is available" if not torch.cuda.is_available() else "GPU"):
+        resolve_device("cuda:99")
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="no CUDA GPU is available"):
             resolve_device("cuda")
