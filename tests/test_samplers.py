@@ -221,3 +221,19 @@ def test_flowmc_carries_the_adapted_mala_step_across_global_moves(global_move):
     global_ = isir(gaussian_log_density, proposal, 4) if global_move == "isir" else imh(gaussian_log_density, proposal)
     state, _, _ = run_chains(flowmc("LGL", local, global_), torch.zeros(100, 2), 3, gen(15))
     assert state.step_size is not None and state.step_size != 0.1
+
+
+@pytest.mark.xfail(strict=True, raises=(RuntimeError, AssertionError), reason=(
+    "sampler bug: run_chains(record=True) with n_steps=0 calls torch.stack([]) (RuntimeError) instead of returning "
+    "an empty (0, n, d) trajectory, and a negative n_steps is silently taken as 0 instead of an InputError"))
+def test_run_chains_with_no_step_and_a_negative_number_of_steps():
+    kernel = mala(gaussian_log_density, 0.1)
+    state, trajectory, infos = run_chains(kernel, torch.zeros(3, 2), 0, gen(16), record=True)
+    assert trajectory.shape == (0, 3, 2) and infos == [] and torch.equal(state.position, torch.zeros(3, 2))
+    try:
+        run_chains(kernel, torch.zeros(3, 2), -2, gen(16))
+    except ValueError as error:
+        assert "n_steps" in str(error)
+    else:
+        raise AssertionError("a negative n_steps was accepted")
+
