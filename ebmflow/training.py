@@ -115,6 +115,10 @@ class TrainingState:
     method: Method
     energy: nn.Module
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.energy.parameters()).device
+
 
 def _run_fingerprint(method: Method, energy: nn.Module, data: Tensor, **settings: Any) -> dict[str, Any]:
     """What a checkpoint must agree on to be resumed by this run (besides the caller's own fingerprint): the
