@@ -77,3 +77,97 @@ def test_api_page_covers_the_public_layers():
     assert documented >= {"ebmflow.targets", "ebmflow.models", "ebmflow.samplers", "ebmflow.methods",
                           "ebmflow.training", "ebmflow.metrics", "ebmflow.experiments.common", "ebmflow.seeding",
                           "ebmflow.checks"}
+
+
+# --- the report page's layout: verdicts per seed, the paper's numbers, the table and the figure --------------
+
+def _fake_items(monkeypatch, *claims):
+    """Make the report see one paper item of chapter 01 with ``claims`` (the machinery, not the chapter)."""
+    from ebmflow.book import report
+    from ebmflow.book.claims import PaperItem
+
+    item = PaperItem("Table 9", "01_motivating_example", "a table", tuple(claims), rebuilt_by="motivating.numbers")
+    monkeypatch.setattr(report, "paper_items", lambda: [item])
+    return report
+
+
+def _lowest_a():
+    from ebmflow.book.claims import Claim
+
+    return Claim("A is lower than B", "A 0.50, B 2.0 (Table 9)", "A {t9_a:.2f}, B {t9_b:.2f}", "A < B",
+                 lambda g: g["t9_a"] < g["t9_b"])
+
+
+def test_verdict_rows_judge_every_seed_and_summarise_ours(monkeypatch):
+    report = _fake_items(monkeypatch, _lowest_a())
+    seeds = [{"t9_a": 1.0, "t9_b": 2.0}, {"t9_a": 3.0, "t9_b": 2.0}, {"t9_a": 2.0, "t9_b": 2.0}, {"other": 1}]
+    [row] = report.verdict_rows({"01_motivating_example": seeds})
+    assert row["seeds"] == "1 of 3"  # the seed without the keys was not run
+    assert row["verdict"] == "holds in some seeds"
+    assert row["ours"] == "A 2.00 ± 1.00, B 2.00 ± 0.00"
+    [row] = report.verdict_rows({"01_motivating_example": seeds[:1]})
+    assert (row["seeds"], row["verdict"], row["ours"]) == ("1 of 1", "holds", "A 1.00, B 2.00")
+    assert report.verdict_rows(seeds[0]) == report.verdict_rows({"01_motivating_example": seeds[:1]})  # flat = 1 seed
+    [row] = report.verdict_rows({"01_motivating_example": [{"t9_a": 3.0, "t9_b": 2.0}, {"t9_a": float("nan"),
+                                                                                          "t9_b": 2.0}]})
+    assert (row["seeds"], row["verdict"]) == ("0 of 2", "does not hold")
+    assert row["ours"].startswith("A 3.00 (1 of 2 seeds diverged)")
+    [row] = report.verdict_rows({})
+    assert (row["seeds"], row["verdict"]) == ("—", "not run")
+
+
+def test_paper_numbers_are_read_by_label_range_and_percentage():
+    from ebmflow.book.report import paper_values
+
+    assert paper_values("flowMC-EBM 0.94, NT-EBM 1.2e-3 (CIFAR-10)") == [("flowMC-EBM", 0.94, 0.94),
+                                                                          ("NT-EBM", 1.2e-3, 1.2e-3)]
+    assert paper_values("≈0.70–0.78 (read off the figure)") == [("", 0.70, 0.78)]
+    assert paper_values("≈0 ↔ ≈1") == [("", 0.0, 0.0), ("", 1.0, 1.0)]
+    assert paper_values("5–10% (CIFAR-10)") == [("", 0.05, 0.10)]
+    assert paper_values("not measured in the paper") == []
+
+
+def test_quantities_pair_the_papers_number_with_ours(monkeypatch):
+    from ebmflow.book.claims import Claim
+
+    swing = Claim("B swings", "≈0 ↔ ≈1", "{t9_b_min:.2f} – {t9_b_max:.2f}", "min < 0.2 and max > 0.9",
+                  lambda g: g["t9_b_min"] < 0.2 and g["t9_b_max"] > 0.9)
+    report = _fake_items(monkeypatch, _lowest_a(), swing)
+    seeds = [{"t9_a": 0.01, "t9_b": 2.0, "t9_b_min": 0.1, "t9_b_max": 0.95},
+             {"t9_a": 0.03, "t9_b": 4.0, "t9_b_min": 0.0, "t9_b_max": 1.0}]
+    found = {q.key: q for q in report.quantities({"01_motivating_example": seeds})}
+    assert found["t9_a"].label == "A" and found["t9_a"].paper == (0.5, 0.5)
+    assert found["t9_b"].paper == (2.0, 2.0) and found["t9_b"].mean == 3.0
+    assert found["t9_b_min"].paper == (0.0, 0.0) and found["t9_b_max"].paper == (1.0, 1.0)
+    assert (found["t9_b_min"].label, found["t9_b_max"].label) == ("min", "max")
+    fig = report.paper_vs_ours_figure({"01_motivating_example": seeds})
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.axison]
+    assert len(panels) == 2  # one panel per quantitative claim
+    assert panels[0].get_xscale() == "log"  # 0.01 .. 2: more than a decade
+    assert panels[1].get_xscale() == "linear"
+
+
+def test_verdict_table_is_a_wrapping_list_table_with_one_row_per_claim(monkeypatch):
+    report = _fake_items(monkeypatch, _lowest_a())
+    table = report.verdict_table_markdown(report.verdict_rows({"01_motivating_example": [{"t9_a": 1, "t9_b": 2}]}))
+    assert table.startswith(":::{list-table}") and ":class: ebmflow-report" in table
+    assert table.count("\n* - ") == 2  # header + one claim
+    assert "{bdg-success}`holds`" in table and "rule: A \\< B" in table
+
+
+def test_report_links_to_the_figure_when_the_chapter_names_it(monkeypatch, tmp_path):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    report = _fake_items(monkeypatch, _lowest_a())
+    notebook = tmp_path / "chapter.ipynb"
+    nbformat.write(new_notebook(cells=[new_markdown_cell("(table-9)=\n## Table 9"),
+                                       new_code_cell("fig", metadata={"mystnb": {"figure": {"name": "figure-2"}}})]),
+                   notebook)
+    assert report._targets(notebook) == {"table-9", "figure-2"}
+    [item] = report.paper_items()
+    assert report.item_label(item) == "table-9"
+    monkeypatch.setattr(report, "_targets", lambda _: {"table-9"})
+    assert report._link(item) == "{ref}`Table 9 <table-9>`"
+    monkeypatch.setattr(report, "_targets", lambda _: set())
+    assert report._link(item) == "{doc}`Table 9 <01_motivating_example>`"

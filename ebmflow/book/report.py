@@ -389,10 +389,13 @@ def paper_vs_ours_figure(glued: Glued | GluedBySeed, columns: int = 2):
 # --- the intro page ----------------------------------------------------------------------------------------
 
 def paper_map_markdown() -> str:
-    """Markdown table: each figure and table of the paper, what it shows, the chapter that rebuilds it."""
-    lines = ["| paper item | what it shows | rebuilt in | by the cell calling |", "|---|---|---|---|"]
+    """Markdown table: each figure and table of the paper (linked to where the book shows it), what it shows,
+    the chapter that rebuilds it and the library function its cell calls."""
+    lines = ["| paper item | what it shows | chapter | rebuilt by |", "|---|---|---|---|"]
     for item in paper_items():
-        lines.append(f"| {item.item} | {item.content} | {{doc}}`{item.chapter}` | `{item.rebuilt_by}` |")
+        number, content = item.chapter.split("_")[0], item.content.replace("|", "\\|")
+        lines.append(f"| {_link(item)} | {content} | {{doc}}`{number} <{item.chapter}>` | "
+                     f"`{item.rebuilt_by}` |")
     return "\n".join(lines)
 
 
