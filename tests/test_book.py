@@ -171,3 +171,10 @@ def test_report_links_to_the_figure_when_the_chapter_names_it(monkeypatch, tmp_p
     assert report._link(item) == "{ref}`Table 9 <table-9>`"
     monkeypatch.setattr(report, "_targets", lambda _: set())
     assert report._link(item) == "{doc}`Table 9 <01_motivating_example>`"
+
+
+def test_verdict_summary_counts_claims_and_seeds(monkeypatch):
+    report = _fake_items(monkeypatch, _lowest_a(), _lowest_a())
+    rows = report.verdict_rows({"01_motivating_example": [{"t9_a": 1, "t9_b": 2}, {"t9_a": 3, "t9_b": 2}]})
+    assert report.verdict_summary_markdown(rows) == ("Of the paper's 2 claims, **0 hold**, **2 in some seeds only**, "
+                                                     "**0 do not** (checked on each of 2 seeds).")

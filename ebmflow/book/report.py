@@ -25,8 +25,9 @@ from .claims import Claim, Glued, PaperItem
 from .glued import read_glued
 
 __all__ = ["VERDICTS", "GluedBySeed", "Quantity", "all_claims", "load_glued", "load_glued_by_seed", "by_seed",
-           "verdict_rows", "quantities", "paper_values", "item_label", "verdict_table_markdown",
-           "paper_vs_ours_figure", "paper_map_markdown", "runtime_markdown", "choices_by_chapter_markdown"]
+           "verdict_rows", "quantities", "paper_values", "item_label", "verdict_summary_markdown",
+           "verdict_table_markdown", "paper_vs_ours_figure", "paper_map_markdown", "runtime_markdown",
+           "choices_by_chapter_markdown"]
 
 VERDICTS = ("holds", "holds in some seeds", "does not hold", "rebuilt", "not run")
 GluedBySeed = Mapping[str, Sequence[Glued]]  # chapter -> the glued values of each seed's run
@@ -278,10 +279,10 @@ def quantities(glued: Glued | GluedBySeed) -> list[Quantity]:
         for claim in item.claims:
             verdict, _ = _verdict([_check(claim, glued_seed) for glued_seed in seeds])
             paired = [(label, key, paper) for label, key, paper in _paired(claim)
-                      if any(key in seed for seed in seeds)]
+                      if any(isinstance(seed.get(key), (int, float)) for seed in seeds)]
             names = _key_labels([key for _, key, _ in paired])
             for (label, key, paper), name in zip(paired, names):
-                values = tuple(float(seed[key]) for seed in seeds if key in seed)
+                values = tuple(float(seed[key]) for seed in seeds if isinstance(seed.get(key), (int, float)))
                 out.append(Quantity(item.item, claim.statement, label or name, key, paper, values, verdict))
     return out
 
@@ -315,19 +316,80 @@ def verdict_table_markdown(rows: list[dict[str, str]]) -> str:
     return "\n".join(lines)
 
 
+def verdict_summary_markdown(rows: list[dict[str, str]]) -> str:
+    """One sentence above the table: how many claims hold, in how many seeds (zero counts left out)."""
+    claims = [r for r in rows if r["verdict"] != "rebuilt"]
+    count = {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS}
+    seeds = max((int(r["seeds"].split(" of ")[1]) for r in claims if " of " in r["seeds"]), default=0)
+    parts = [f"**{count['holds']} hold{'s' if count['holds'] == 1 else ''}**"]
+    if count["holds in some seeds"]:
+        parts.append(f"**{count['holds in some seeds']} in some seeds only**")
+    parts.append(f"**{count['does not hold']} do{'es' if count['does not hold'] == 1 else ''} not**")
+    if count["not run"]:
+        parts.append(f"{count['not run']} not run")
+    on = f" (checked on each of {seeds} seeds)" if seeds > 1 else " (one seed)" if seeds == 1 else ""
+    text = f"Of the paper's {len(claims)} claims, " + ", ".join(parts) + on + "."
+    if count["rebuilt"]:
+        text += f" {count['rebuilt']} further items have no number to compare and are rebuilt from the code."
+    return text
+
+
 _VERDICT_COLORS = {"holds": "#1a7f37", "holds in some seeds": "#9a6700", "does not hold": "#cf222e"}
+
+
+def _log_axis_if_wide(ax, values: list[float]) -> None:
+    """A log x axis with plain tick labels (0.003, 0.01, ...) when the positive ``values`` span over a decade."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    if not values or min(values) <= 0 or max(values) / min(values) <= 10:
+        return
+    decades = math.log10(max(values) / min(values))
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if decades <= 1.5 else (1.0, 3.0) if decades <= 3
+                                          else (1.0,)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _claim_panel(ax, title: str, group: list[Quantity]) -> None:
+    """One claim: per number a row, the paper's value above ours."""
+    import textwrap
+
+    from ..methods import METHODS
+
+    _log_axis_if_wide(ax, [v for q in group for v in (*q.finite, *(q.paper or ()))])
+    for y, q in enumerate(group):
+        method = next((m for m, cls in METHODS.items() if q.label == cls.label or q.key.endswith(f"_{m}")), None)
+        colour = METHODS[method].color if method else "0.25"
+        if q.paper is not None:
+            low, high = q.paper
+            if high > low:
+                ax.plot([low, high], [y - 0.15] * 2, color="0.6", lw=6, solid_capstyle="butt")
+            else:
+                ax.plot(low, y - 0.15, "D", ms=7, mfc="white", mec="0.2", mew=1.3)
+        if q.finite:
+            ax.errorbar(q.mean, y + 0.15, xerr=q.sd if len(q.finite) > 1 else None, fmt="o", ms=7, color=colour,
+                        capsize=3, elinewidth=1.3)
+        if len(q.finite) < len(q.values):
+            where = (q.mean, y + 0.15) if q.finite else (0.02, y + 0.15)
+            ax.annotate(f"{len(q.values) - len(q.finite)} of {len(q.values)} diverged", where,
+                        xycoords="data" if q.finite else ("axes fraction", "data"), xytext=(9, 0),
+                        textcoords="offset points", va="center", fontsize=9, color=colour)
+    ax.set_yticks(range(len(group)), [textwrap.fill(q.label, 16, break_on_hyphens=False) for q in group])
+    ax.set_ylim(len(group) - 0.4, -0.6)
+    ax.margins(x=0.08)
+    ax.grid(axis="x", color="0.92")
+    verdict = group[0].verdict
+    ax.set_title(textwrap.fill(title, 30, break_on_hyphens=False) + f"\n→ {verdict}", loc="left", fontsize=10,
+                 color=_VERDICT_COLORS.get(verdict, "black"))
 
 
 def paper_vs_ours_figure(glued: Glued | GluedBySeed, columns: int = 2):
     """One panel per quantitative claim: each of its numbers as the paper gives it (a diamond, or a bar for a
     range read off a figure) beside ours (a dot, ± sd over seeds as an error bar when there are several), on
     a log axis when the values span more than a decade. The panel's title gives the verdict."""
-    import textwrap
-
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    from ..methods import METHODS
     from .plotting import BOOK_FIGURE_WIDTH
 
     items = quantities(glued)
@@ -343,41 +405,11 @@ def paper_vs_ours_figure(glued: Glued | GluedBySeed, columns: int = 2):
     heights = [1.0 + 0.35 * max(len(g) for g in groups[r * columns:(r + 1) * columns]) for r in range(rows)]
     fig, axes = plt.subplots(rows, columns, figsize=(BOOK_FIGURE_WIDTH, sum(heights) + 0.8), squeeze=False,
                              gridspec_kw={"height_ratios": heights}, layout="constrained")
-    n_seeds = max(len(q.values) for q in items)
     for ax, (item, statement), group in zip(axes.flat, claims, groups):
-        shown = [v for q in group for v in (*q.finite, *(q.paper or ()))]
-        if shown and min(shown) > 0 and max(shown) / min(shown) > 10:
-            ax.set_xscale("log")
-            decades = math.log10(max(shown) / min(shown))
-            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if decades <= 1.5 else (1.0, 3.0) if decades <= 3 else (1.0,)))
-            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-            ax.xaxis.set_minor_formatter(NullFormatter())
-        for y, q in enumerate(group):
-            method = next((m for m, cls in METHODS.items() if q.label == cls.label or q.key.endswith(f"_{m}")), None)
-            colour = METHODS[method].color if method else "0.25"
-            if q.paper is not None:
-                low, high = q.paper
-                if high > low:
-                    ax.plot([low, high], [y - 0.15] * 2, color="0.6", lw=6, solid_capstyle="butt")
-                else:
-                    ax.plot(low, y - 0.15, "D", ms=7, mfc="white", mec="0.2", mew=1.3)
-            if q.finite:
-                ax.errorbar(q.mean, y + 0.15, xerr=q.sd if len(q.finite) > 1 else None, fmt="o", ms=7,
-                            color=colour, capsize=3, elinewidth=1.3)
-            if len(q.finite) < len(q.values):
-                where = (q.mean, y + 0.15) if q.finite else (0.02, y + 0.15)
-                ax.annotate(f"{len(q.values) - len(q.finite)} of {len(q.values)} diverged", where,
-                            xycoords="data" if q.finite else ("axes fraction", "data"), xytext=(9, 0),
-                            textcoords="offset points", va="center", fontsize=9, color=colour)
-        ax.set_yticks(range(len(group)), [textwrap.fill(q.label, 16, break_on_hyphens=False) for q in group])
-        ax.set_ylim(len(group) - 0.4, -0.6)
-        ax.margins(x=0.08)
-        ax.grid(axis="x", color="0.92")
-        verdict = group[0].verdict
-        ax.set_title(textwrap.fill(f"{item}: {statement}", 30, break_on_hyphens=False) + f"\n→ {verdict}", loc="left", fontsize=10,
-                     color=_VERDICT_COLORS.get(verdict, "black"))
+        _claim_panel(ax, f"{item}: {statement}", group)
     for ax in axes.flat[len(claims):]:
         ax.axis("off")
+    n_seeds = max(len(q.values) for q in items)
     handles = [plt.Line2D([], [], ls="none", marker="D", ms=7, mfc="white", mec="0.2", label="paper"),
                plt.Line2D([], [], color="0.6", lw=6, label="paper, read off a figure"),
                plt.Line2D([], [], ls="none", marker="o", ms=7, color="0.25",
@@ -417,7 +449,7 @@ def runtime_markdown() -> str:
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "—"
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+    return f"{seconds:.0f}\u00a0s" if seconds < 120 else f"{seconds / 60:.1f}\u00a0min"  # no break before the unit
 
 
 def choices_by_chapter_markdown() -> str:
