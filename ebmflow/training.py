@@ -41,7 +41,7 @@ class Divergence:
 @dataclass(frozen=True)
 class DivergenceRule:
     """A run diverges when an energy or a chain is not finite, when the energy gap between negatives and
-    data |mean E(x-) - mean E(x+)| exceeds ``max_energy_gap`` (the negatives sit where the model has
+    data ``|mean E(x-) - mean E(x+)|`` exceeds ``max_energy_gap`` (the negatives sit where the model has
     essentially no mass), or when a chain leaves the box [-box, box]^d (``box`` None: no box). The level
     of E is not a criterion: E is defined up to an additive constant."""
 
