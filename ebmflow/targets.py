@@ -130,7 +130,7 @@ class Rings:
 
     def log_prob(self, x: Tensor) -> Tensor:
         r = x.norm(dim=-1)
-        log_pr = torch.logsumexp(torch.log(self.weights) - 0.5 * ((r[:, None] - self.radii) / self.std) ** 2
+        log_pr = torch.logsumexp(torch.log(self.weights.to(x)) - 0.5 * ((r[:, None] - self.radii.to(x)) / self.std) ** 2
                                  - math.log(self.std * math.sqrt(2 * math.pi)), dim=1)
         return log_pr - torch.log(2 * math.pi * r)
 
