@@ -10,7 +10,7 @@ import torch
 
 from ebmflow.book.chapters import CHAPTERS
 from ebmflow.book.claims import render
-from ebmflow.book.config import resolve_config
+from ebmflow.book.config import parameters_cell, resolve_config
 from ebmflow.experiments import benchmarks as bench
 from ebmflow.experiments import extended, toy_benchmarks
 from ebmflow.methods import METHODS
@@ -180,3 +180,11 @@ def test_chapter_03_text_cites_only_numbers_the_chapter_glues(runs03):
     for claim in (c for item in extended.ITEMS for c in item.claims):
         render(claim.ours, glued), render(claim.why_not, glued)
 
+
+
+@pytest.mark.parametrize("module", [toy_benchmarks, extended])
+def test_parameters_cell_comments_inherited_and_own_knobs(module):
+    cell = parameters_cell(module.Config, module.PROFILES)
+    assert "n_data = None  # int: size of the fixed training set drawn from p*" in cell  # from BenchmarkConfig
+    own = {toy_benchmarks: "coopflow_full_steps = None  # int: CoopFlow's", extended: "fig5_steps = None  # int: latent"}
+    assert own[module] in cell

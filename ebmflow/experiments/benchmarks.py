@@ -26,7 +26,8 @@ from .common import Run, checkpoint_for, train
 
 __all__ = ["TARGETS", "TARGET_LABELS", "BenchmarkConfig", "PAPER_SETTINGS", "SHARED_CHOICES", "paper_hyperparameters",
            "target", "grid", "make_data", "make_methods", "train_method", "diverged_at", "table_cell",
-           "model_zone_weights", "on_cpu", "cpu_log_density", "run_panel", "density_row", "hyperparameter_table", "verdicts"]
+           "model_zone_weights", "on_cpu", "cpu_log_density", "run_panel", "density_row", "hyperparameter_table",
+           "verdicts"]
 
 TARGETS: dict[str, tuple[Callable[[], GaussianMixture | Rings], float]] = {
     # name: (p*, half-width L of the plotting box [-L, L]^2: the grid, and ULA-EBM's uniform start)
@@ -67,7 +68,7 @@ class BenchmarkConfig:
     flow_hidden: int  # hidden units of the coupling MLPs
     grid_size: int  # grid points per axis to normalise the EBMs
     divergence_gap: float  # a run diverges when |mean E(x-) - mean E(x+)| exceeds this
-    divergence_box: float  # ... or when a chain leaves [-b L, b L]^2, b this factor, L the plotting half-width
+    divergence_box: float  # a run diverges when a chain leaves [-b L, b L]^2: b this factor, L the plotting half-width
     device: str  # "cpu", "cuda" or "auto"
     stop_after: int  # stop each training run after this many iterations (0: train fully)
 
