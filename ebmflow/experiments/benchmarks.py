@@ -26,7 +26,7 @@ from .common import Run, checkpoint_for, train
 
 __all__ = ["TARGETS", "TARGET_LABELS", "BenchmarkConfig", "PAPER_SETTINGS", "SHARED_CHOICES", "paper_hyperparameters",
            "target", "grid", "make_data", "make_methods", "train_method", "diverged_at", "table_cell",
-           "model_zone_weights", "on_cpu", "cpu_log_density", "run_panel", "density_row", "hyperparameter_table",
+           "model_zone_weights", "run_panel", "density_row", "hyperparameter_table",
            "verdicts"]
 
 TARGETS: dict[str, tuple[Callable[[], GaussianMixture | Rings], float]] = {
@@ -35,7 +35,7 @@ TARGETS: dict[str, tuple[Callable[[], GaussianMixture | Rings], float]] = {
     "rings": (rings, 5.0),
     "extended": (four_collinear_modes, 4.5),
 }
-TARGET_LABELS = {"8gaussians": "8 Gaussians", "rings": "Rings", "extended": "4 modes (0.1, 0.2, 0.3, 0.4)"}
+TARGET_LABELS = {"8gaussians": "8 Gaussians", "rings": "Rings", "extended": "4 modes"}
 
 
 @dataclass(frozen=True)
@@ -202,28 +202,19 @@ def table_cell(value: float, iteration: int, fmt: str) -> str:
 
 
 @torch.no_grad()
-def model_zone_weights(log_density: Callable[[Tensor], Tensor], config: BenchmarkConfig, name: str) -> Tensor:
-    """Mass of each mode's zone (nearest mode) under the unnormalised ``log_density`` (CPU tensors),
+def model_zone_weights(log_density: Callable[[Tensor], Tensor], config: BenchmarkConfig, name: str,
+                       device: torch.device | str = "cpu") -> Tensor:
+    """Mass of each mode's zone (nearest mode) under the unnormalised ``log_density`` (evaluated on ``device``),
     normalised on the grid."""
     p_star, box = target(name), grid(config, name)
-    return zone_weights_on_grid(normalize_on_grid(log_density, box), box, p_star.assign_mode, p_star.n_modes)
-
-
-def on_cpu(log_density: Callable[[Tensor], Tensor], module: torch.nn.Module) -> Callable[[Tensor], Tensor]:
-    """``log_density`` of a network living anywhere, taking and returning CPU tensors (grids live on the CPU)."""
-    device = next(module.parameters()).device
-    return lambda x: log_density(x.to(device)).cpu()
-
-
-def cpu_log_density(run: Run) -> Callable[[Tensor], Tensor]:
-    """The run's unnormalised log p_theta on CPU tensors."""
-    return on_cpu(run.log_density, run.energy)
+    return zone_weights_on_grid(normalize_on_grid(log_density, box, device=device), box, p_star.assign_mode,
+                                p_star.n_modes)
 
 
 def run_panel(ax: Axes, run: Run, config: BenchmarkConfig, name: str, title: str) -> None:
     """The run's normalised density on the grid; a diverged run says so (and shows its last finite density)."""
     box = grid(config, name)
-    log_density = normalize_on_grid(cpu_log_density(run), box)
+    log_density = normalize_on_grid(run.log_density, box, device=run.device)
     if run.divergence is not None:
         title = f"{title}\ndiverged (it. {run.divergence.iteration})"
     if not torch.isfinite(log_density).all():
@@ -235,7 +226,8 @@ def run_panel(ax: Axes, run: Run, config: BenchmarkConfig, name: str, title: str
 def density_row(axes: list[Axes], runs: dict[str, Run], config: BenchmarkConfig, name: str) -> None:
     """One row of Figures 2-3: the target, then each method's normalised density, in the paper's order."""
     box = grid(config, name)
-    density_panel(axes[0], normalize_on_grid(target(name).log_prob, box), box, f"target ({TARGET_LABELS[name]})")
+    density_panel(axes[0], normalize_on_grid(target(name).log_prob, box), box, "target")
+    axes[0].set_ylabel(TARGET_LABELS[name])
     for ax, (method, run) in zip(axes[1:], runs.items()):
         run_panel(ax, run, config, name, label(method))
 

@@ -12,10 +12,11 @@ from typing import Callable, ClassVar
 
 import matplotlib.pyplot as plt
 import pandas as pd
+import torch
 from torch import Tensor
 
 from ..book.claims import Claim, PaperItem, lowest
-from ..book.plotting import density_panel, label
+from ..book.plotting import BOOK_FIGURE_WIDTH, density_panel, label
 from ..methods import METHODS, Method
 from ..metrics import median_squared_log_error, normalize_on_grid, normalized_log_density_at
 from ..seeding import make_generator
@@ -137,12 +138,13 @@ def train_all(config: Config) -> dict[tuple[str, str, str], Run]:
             for m, t, v in runs_to_train(config)}
 
 
-def table1_error(log_density: Callable[[Tensor], Tensor], config: Config, target: str) -> float:
+def table1_error(log_density: Callable[[Tensor], Tensor], config: Config, target: str,
+                 device: torch.device | str = "cpu") -> float:
     """Paper Table 1: median over ``n_eval`` held-out p* samples of (log p_theta - log p*)^2, the unnormalised
-    ``log_density`` normalised on the grid."""
+    ``log_density`` (evaluated on ``device``) normalised on the grid."""
     p_star = bench.target(target)
     points = p_star.sample(config.n_eval, make_generator(config.seed, stream=f"table1/{target}"))
-    log_model = normalized_log_density_at(log_density, points, bench.grid(config, target))
+    log_model = normalized_log_density_at(log_density, points, bench.grid(config, target), device=device)
     return median_squared_log_error(log_model, p_star.log_prob(points))
 
 
@@ -153,14 +155,13 @@ def numbers(runs: dict[tuple[str, str, str], Run], config: Config) -> dict[str, 
     values = {}
     for (m, t, v), run in runs.items():
         at = bench.diverged_at(run)
-        values[table1_key(m, t, v)] = math.nan if at else table1_error(bench.cpu_log_density(run), config, t)
+        values[table1_key(m, t, v)] = math.nan if at else table1_error(run.log_density, config, t, run.device)
         values[table1_key(m, t, v, "diverged_at")] = at
         steps = run.history.steps
         values[table1_key(m, t, v, "energy_gap")] = abs(steps["energy_neg"][-1] - steps["energy_pos"][-1])
         if m == "ntebm":
             values[table1_key(m, t, v, "step_size")] = run.method.step_size
-            flow = run.method.flow
-            values[table1_key(m, t, v, "flow")] = table1_error(bench.on_cpu(flow.log_prob, flow), config, t)
+            values[table1_key(m, t, v, "flow")] = table1_error(run.method.flow.log_prob, config, t, run.device)
     return values
 
 
@@ -171,7 +172,7 @@ def seconds(runs: dict[tuple[str, str, str], Run]) -> dict[str, float]:
 
 def figure2(runs: dict[tuple[str, str, str], Run], config: Config):
     """Figure 2: the target and the four methods' normalised densities; rows 8 Gaussians and Rings."""
-    fig, axes = plt.subplots(len(TARGETS), 1 + len(METHODS), figsize=(13, 5.4), layout="constrained")
+    fig, axes = plt.subplots(len(TARGETS), 1 + len(METHODS), figsize=(BOOK_FIGURE_WIDTH, 3.3), layout="constrained")
     for row, t in zip(axes, TARGETS):
         bench.density_row(list(row), {m: runs[m, t, ""] for m in METHODS}, config, t)
     return fig
@@ -215,14 +216,13 @@ def variants_table(values: dict[str, float], config: Config) -> pd.DataFrame:
 
 def figure_ntebm_variants(runs: dict[tuple[str, str, str], Run], config: Config):
     """NT-EBM's frozen flow and its EBM, with the flow pre-trained by maximum likelihood or by reverse KL."""
-    fig, axes = plt.subplots(len(TARGETS), 4, figsize=(10.5, 5.4), layout="constrained")
+    fig, axes = plt.subplots(len(TARGETS), 4, figsize=(BOOK_FIGURE_WIDTH, 4.1), layout="constrained")
     for row, t in zip(axes, TARGETS):
-        for col, (variant, name) in enumerate((("", "maximum likelihood"), ("reverse_kl", "reverse KL"))):
+        box = bench.grid(config, t)
+        for col, (variant, name) in enumerate((("", "max. likelihood"), ("reverse_kl", "reverse KL"))):
             run = runs["ntebm", t, variant]
-            box = bench.grid(config, t)
-            flow = run.method.flow
-            density_panel(row[2 * col], normalize_on_grid(bench.on_cpu(flow.log_prob, flow), box), box,
-                          f"{bench.TARGET_LABELS[t]}\nflow ({name})")
-            bench.run_panel(row[2 * col + 1], run, config, t, "\nNT-EBM on that flow")
+            density_panel(row[2 * col], normalize_on_grid(run.method.flow.log_prob, box, device=run.device), box,
+                          f"flow: {name}")
+            bench.run_panel(row[2 * col + 1], run, config, t, "NT-EBM on it")
+        row[0].set_ylabel(bench.TARGET_LABELS[t])
     return fig
-
