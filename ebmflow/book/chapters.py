@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..experiments import motivating
+from ..experiments import high_dim, motivating
 from .claims import PaperItem
 from .config import parameters_cell, resolve_config
 
@@ -59,6 +59,7 @@ class Chapter:
 
 CHAPTERS: dict[str, Chapter] = {c.name: c for c in [
     Chapter("01_motivating_example", "Figure 1: mode weights on a 2:1 mixture", motivating),
+    Chapter("04_high_dim_mixture", "Table 2 and Figure 6: R-hat on a 4-mode mixture in 16-64 dimensions", high_dim),
     # PORTING: 02_toy_benchmarks (toy_benchmarks), 03_extended_example (extended), 04_high_dim_mixture (high_dim),
     # 05_images (images) are added back here as their experiment modules are ported.
     Chapter("intro", "Introduction, map of the paper, runtimes", _Summary, summary=True),
