@@ -51,17 +51,22 @@ class Grid2D:
 
 
 @torch.no_grad()
-def log_normalizer_on_grid(log_unnormalized: Callable[[Tensor], Tensor], grid: Grid2D,
-                           chunk: int = 65536) -> tuple[Tensor, Tensor]:
-    """log f on the grid points and log Z = log sum_x f(x) dA (Riemann sum over the grid)."""
-    points = grid.points
-    values = torch.cat([log_unnormalized(points[i:i + chunk]) for i in range(0, len(points), chunk)])
+def log_normalizer_on_grid(log_unnormalized: Callable[[Tensor], Tensor], grid: Grid2D, chunk: int = 65536, *,
+                           device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+    """log f on the grid points and log Z = log sum_x f(x) dA (Riemann sum over the grid), on the CPU.
+
+    ``log_unnormalized`` is evaluated on ``device``, where the model it closes over lives (a model trained on
+    a GPU: pass its device)."""
+    points = grid.points.to(device)
+    values = torch.cat([log_unnormalized(points[i:i + chunk]).cpu() for i in range(0, len(points), chunk)])
     return values, torch.logsumexp(values, dim=0) + torch.log(torch.tensor(grid.cell_area))
 
 
-def normalize_on_grid(log_unnormalized: Callable[[Tensor], Tensor], grid: Grid2D) -> Tensor:
-    """Normalised log-density on the grid points: log f(x) - log Z."""
-    values, log_z = log_normalizer_on_grid(log_unnormalized, grid)
+def normalize_on_grid(log_unnormalized: Callable[[Tensor], Tensor], grid: Grid2D, *,
+                      device: torch.device | str = "cpu") -> Tensor:
+    """Normalised log-density on the grid points: log f(x) - log Z (on the CPU; ``log_unnormalized`` is
+    evaluated on ``device``)."""
+    values, log_z = log_normalizer_on_grid(log_unnormalized, grid, device=device)
     return values - log_z
 
 
@@ -82,10 +87,12 @@ def zone_weights_of_samples(samples: Tensor, zone_of: Callable[[Tensor], Tensor]
 
 
 @torch.no_grad()
-def normalized_log_density_at(log_unnormalized: Callable[[Tensor], Tensor], points: Tensor, grid: Grid2D) -> Tensor:
-    """log f(x) - log Z at ``points``, Z from the Riemann sum of f over ``grid``."""
-    _, log_z = log_normalizer_on_grid(log_unnormalized, grid)
-    return log_unnormalized(points) - log_z
+def normalized_log_density_at(log_unnormalized: Callable[[Tensor], Tensor], points: Tensor, grid: Grid2D, *,
+                              device: torch.device | str = "cpu") -> Tensor:
+    """log f(x) - log Z at ``points``, Z from the Riemann sum of f over ``grid`` (on the CPU;
+    ``log_unnormalized`` is evaluated on ``device``)."""
+    _, log_z = log_normalizer_on_grid(log_unnormalized, grid, device=device)
+    return log_unnormalized(points.to(device)).cpu() - log_z
 
 
 def median_squared_log_error(log_model: Tensor, log_true: Tensor) -> float:

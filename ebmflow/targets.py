@@ -129,7 +129,7 @@ def four_collinear_modes(weights: Sequence[float] = (0.1, 0.2, 0.3, 0.4)) -> Gau
 class Rings:
     """Rings (paper §C.4): x = (r cos t, r sin t) with t ~ U[0, 2 pi) and r ~ sum_k w_k N(radius_k, std^2).
 
-    log p(x) = log p_r(|x|) - log(2 pi |x|) (polar change of variables; the mass of p_r below 0,
+    ``log p(x) = log p_r(|x|) - log(2 pi |x|)`` (polar change of variables; the mass of p_r below 0,
     < 1e-11 here, is neglected). Modes are the rings, assigned by nearest radius.
     """
 

@@ -54,6 +54,11 @@ class Run:
         return self.method.log_target
 
     @property
+    def device(self) -> torch.device:
+        """Where the trained networks live (pass it to grid evaluations: ``normalize_on_grid(..., device=)``)."""
+        return next(self.energy.parameters()).device
+
+    @property
     def divergence(self) -> Divergence | None:
         return self.history.divergence
 
