@@ -10,6 +10,7 @@ from ebmflow.book.config import ConfigError, resolve_config
 from ebmflow.experiments import high_dim
 from ebmflow.metrics import mixing_diagnostics, thin
 from ebmflow.methods import METHODS
+from ebmflow.models import DiagonalGaussian
 from ebmflow.targets import coordinate_magnitude, four_mode_mixture
 from ebmflow.training import DivergenceRule
 
@@ -78,7 +79,7 @@ def test_table6_sizes_are_read_from_the_flows_the_methods_build():
         assert table.loc[dim, "# RealNVP blocks"] == blocks
         for name in ("flowmc", "ntebm", "coopflow"):
             method = high_dim.methods(config, dim)[name]
-            flow = method.make_flow(high_dim.DiagonalGaussian(dim), generator=gen())
+            flow = method.make_flow(DiagonalGaussian(dim), generator=gen())
             assert flow.sizes["hidden"] == hidden and flow.sizes["n_couplings"] == 2 * blocks
             assert flow.n_parameters() == table.loc[dim, "parameters"]
 
