@@ -13,7 +13,8 @@ from torch import Tensor
 from .checks import InputError
 
 __all__ = ["Grid2D", "log_normalizer_on_grid", "normalize_on_grid", "zone_weights_on_grid", "zone_weights_of_samples",
-           "normalized_log_density_at", "median_squared_log_error", "zone_mse", "max_rhat", "MIN_RHAT_DRAWS"]
+           "normalized_log_density_at", "median_squared_log_error", "zone_mse", "max_rhat", "MIN_RHAT_DRAWS", "thin",
+           "mode_changes", "mixing_diagnostics"]
 
 MIN_RHAT_DRAWS = 4  # rank-normalised split R-hat is undefined on shorter chains
 
@@ -123,3 +124,28 @@ def max_rhat(trajectory: Tensor) -> float:
     per_coordinate = array_stats.rhat(trajectory.permute(2, 1, 0).double().cpu().numpy(), chain_axis=-2,
                                       draw_axis=-1, method="rank")
     return float(np.max(per_coordinate))
+
+
+def thin(trajectory: Tensor, max_draws: int) -> Tensor:
+    """At most ``max_draws`` evenly spaced draws of chains (draws, chains, ...), the last draw kept."""
+    n = len(trajectory)
+    kept = min(max_draws, n)
+    return trajectory[n - 1 - torch.arange(kept).flip(0) * (n // kept)]
+
+
+def mode_changes(trajectory: Tensor, assign_mode: Callable[[Tensor], Tensor]) -> Tensor:
+    """How many times each chain of (draws, chains, d) changes mode between consecutive draws, (chains,)."""
+    modes = assign_mode(trajectory.flatten(0, 1)).view(trajectory.shape[:2])
+    return (modes[1:] != modes[:-1]).sum(0)
+
+
+def mixing_diagnostics(trajectory: Tensor, assign_mode: Callable[[Tensor], Tensor], max_draws: int = 64) -> dict:
+    """Of chains (draws, chains, d): "rhat", the max R-hat of at most ``max_draws`` evenly thinned draws;
+    "switches", the mean number of mode changes per chain; "moved", the mean per-coordinate distance from the first
+    to the last draw (about sqrt 2 for chains that forget their start within a unit-variance mode). Chains that
+    left the real line give rhat = moved = inf, switches = nan."""
+    if not torch.isfinite(trajectory).all():
+        return {"rhat": float("inf"), "switches": float("nan"), "moved": float("inf")}
+    moved = (trajectory[-1] - trajectory[0]).flatten(1).norm(dim=-1) / trajectory[0, 0].numel() ** 0.5
+    return {"rhat": max_rhat(thin(trajectory, max_draws)), "moved": float(moved.mean()),
+            "switches": float(mode_changes(trajectory, assign_mode).float().mean())}

@@ -73,6 +73,23 @@ class GaussianMixture:
         mean = (self.weights[:, None] * self.means).sum(0)
         return float((second_moment - mean**2).max())
 
+    def misassignment_bound(self) -> float:
+        """Union bound on the probability that a sample's nearest mean is not its component's, for the worst
+        component k: sum_{j != k} Φ̄(|mu_j - mu_k| / (2 s_k)) (each term: crossing the bisecting hyperplane)."""
+        gaps = torch.cdist(self.means, self.means).double()
+        terms = norm.sf((gaps / (2 * self.stds.double()[:, None])).numpy())
+        return float((terms.sum(1) - 0.5).max())  # the diagonal (gap 0) adds Φ̄(0) = 1/2
+
+    def misassignment(self, n: int, generator: torch.Generator, chunk: int = 100_000) -> float:
+        """Share of ``n`` exact samples (component k for sample i with i mod K = k) whose nearest mean is not
+        their component's."""
+        check_int("number of samples", n)
+        wrong = 0
+        for labels in (torch.arange(n) % self.n_modes).split(chunk):
+            x = self.means[labels] + self.stds[labels, None] * torch.randn(len(labels), self.dim, generator=generator)
+            wrong += int((self.assign_mode(x) != labels).sum())
+        return wrong / n
+
 
 def two_mode_mixture(weights: Sequence[float] = (1 / 3, 2 / 3), offset: float = 1.5) -> GaussianMixture:
     """The motivating example (paper §3.1, Appendix C.2).

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..experiments import extended, motivating, toy_benchmarks
+from ..experiments import extended, high_dim, motivating, toy_benchmarks
 from .claims import PaperItem
 from .config import parameters_cell, resolve_config
 
@@ -61,8 +61,8 @@ CHAPTERS: dict[str, Chapter] = {c.name: c for c in [
     Chapter("01_motivating_example", "Figure 1: mode weights on a 2:1 mixture", motivating),
     Chapter("02_toy_benchmarks", "Figure 2, Tables 1 and 5: 8 Gaussians and Rings, four methods", toy_benchmarks),
     Chapter("03_extended_example", "Figures 3-5, Tables 3 and 4: relative weights of four modes", extended),
-    # PORTING: 02_toy_benchmarks (toy_benchmarks), 03_extended_example (extended), 04_high_dim_mixture (high_dim),
-    # 05_images (images) are added back here as their experiment modules are ported.
+    Chapter("04_high_dim_mixture", "Table 2 and Figure 6: R-hat on a 4-mode mixture in 16-64 dimensions", high_dim),
+    # PORTING: 05_images (images) is added back here when its experiment module is ported.
     Chapter("intro", "Introduction, map of the paper, runtimes", _Summary, summary=True),
     Chapter("99_report", "Reproduction report", _Summary, summary=True),
 ]}
