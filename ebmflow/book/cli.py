@@ -28,8 +28,13 @@ class _Terminated(KeyboardInterrupt):
     """SIGTERM, handled like Ctrl-C."""
 
 
-def _on_sigterm(signum, frame) -> None:
-    raise _Terminated()
+def _on_signal(signum, frame) -> None:
+    """Ctrl-C and SIGTERM: stop this command's kernels at once (before they print about their lost connection),
+    then unwind like Ctrl-C so that every temporary is removed."""
+    from .runner import stop_kernels
+
+    stop_kernels()
+    raise _Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 def _parse_assignment(text: str) -> tuple[str, object]:
@@ -95,10 +100,11 @@ def _run(args: argparse.Namespace) -> int:
     try:
         result = run_chapter(args.chapter, args.profile, parameters, args.output, resume=args.resume,
                              progress=True, echo=lambda line: print(line, flush=True))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         kept = checkpoint_dir_for(output)
         has = kept.exists() and any(kept.glob("*.pt"))
-        print(f"ebmflow: interrupted; nothing was written" + (
+        what = "terminated" if isinstance(stop, _Terminated) else "interrupted"
+        print(f"ebmflow: {what}; nothing was written" + (
             f"; checkpoints kept in {kept}: resume with `{_resume_hint(args.argv)}`" if has else
             f"; re-run with `{shlex.join(['ebmflow', *args.argv])}`"), file=sys.stderr, flush=True)
         raise
@@ -220,12 +226,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     args.argv = argv
-    previous = None
-    if hasattr(signal, "SIGTERM"):
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
         try:
-            previous = signal.signal(signal.SIGTERM, _on_sigterm)
-        except ValueError:  # not the main thread
-            previous = None
+            previous[signum] = signal.signal(signum, _on_signal)
+        except ValueError:  # not the main thread: leave the handlers alone
+            break
     try:
         return args.func(args)
     except (InputError, ValueError) as error:  # bad input, detected before any kernel started
@@ -246,6 +252,6 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
         return 130
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         sys.stdout.flush()

@@ -36,7 +36,7 @@ from .chapters import BOOK_DIR, Chapter, get_chapter
 from .config import ConfigError, resolve_config
 
 __all__ = ["run_chapter", "RunResult", "RunError", "RUNTIMES_FILE", "read_runtimes", "estimate_seconds",
-           "normalized_overrides", "check_run", "checkpoint_dir_for", "remove_stale_temporaries", "write_log",
+           "normalized_overrides", "check_run", "stop_kernels", "checkpoint_dir_for", "remove_stale_temporaries", "write_log",
            "ROOT"]
 
 ROOT = BOOK_DIR.parent
@@ -131,10 +131,10 @@ def normalized_overrides(chapter: Chapter, profile: str, parameters: dict[str, A
 
 
 def _check_output(chapter: Chapter, output: Path) -> None:
-    if output.suffix != ".ipynb":
-        raise InputError(f"--output {output} must be a notebook path ending in .ipynb")
     if output.is_dir():
         raise InputError(f"--output {output} is a directory: give a notebook path ending in .ipynb")
+    if output.suffix != ".ipynb":
+        raise InputError(f"--output {output} must be a notebook path ending in .ipynb")
     for other in _chapters.CHAPTERS.values():
         if other.name != chapter.name and output.resolve() == other.notebook.resolve():
             raise InputError(f"--output {output} is chapter {other.name}'s notebook: choose another path")
@@ -267,15 +267,17 @@ def _running_cell(notebook_path: Path) -> tuple[int | None, str]:
         notebook = nbformat.read(notebook_path, as_version=4)
     except Exception:
         return None, ""
-    number = 0
+    number, last = 0, (None, "")
     for cell in notebook.cells:
-        if cell.cell_type != "code":
-            continue
+        if cell.cell_type != "code" or "injected-parameters" in cell.metadata.get("tags", []):
+            continue  # numbered as in the chapter's own notebook
         number += 1
-        status = cell.metadata.get("papermill", {}).get("status")
-        if status in ("running", "failed") or cell.metadata.get("papermill", {}).get("exception"):
+        state = cell.metadata.get("papermill", {})
+        if state.get("status") in ("running", "failed") or state.get("exception"):
             return number, _cell_text(cell)
-    return None, ""
+        if state.get("start_time"):  # a kernel that died: papermill marks its cell completed; the last started
+            last = (number, _cell_text(cell))
+    return last
 
 
 def _describe_failure(chapter: str, error: BaseException, temporary: Path) -> RunError:
@@ -308,7 +310,7 @@ def write_log(chapter: str, details: str, seed: int | None = None) -> Path:
     return path
 
 
-def _kill_kernels() -> None:
+def stop_kernels() -> None:
     """Stop the Jupyter kernels this process started (an interrupted papermill may leave its kernel)."""
     try:
         import psutil
@@ -431,7 +433,7 @@ def run_chapter(name: str, profile: str = "cpu", parameters: dict[str, Any] | No
                                            cwd=str(BOOK_DIR), kernel_name="python3", progress_bar=False,
                                            log_output=False, extra_arguments=["--IPKernelApp.log_level=ERROR"])
         except KeyboardInterrupt:
-            _kill_kernels()
+            stop_kernels()
             raise
         except Exception as error:  # noqa: BLE001 - every failure inside the notebook becomes one RunError
             raise _describe_failure(chapter.name, error, temporary) from None
