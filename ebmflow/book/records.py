@@ -129,12 +129,14 @@ def make_record(*, chapter: str, profile: str, seed: int, device: str, overrides
                 config: Mapping[str, Any], glued: Mapping[str, Any], timings: Mapping[str, Any], seconds: float,
                 notebook: str | None = None, commit: str | None = None, machine: Mapping[str, Any] | None = None,
                 started: str | None = None) -> dict[str, Any]:
-    """The record of one finished run (a plain dict, written as JSON)."""
+    """The record of one finished run (a plain dict, written as JSON); ``parameters`` are the overrides of the
+    profile's values other than the seed (stored on its own)."""
     numbers, non_finite, other = _split_numbers(glued)
     diverged = bool(non_finite) or any("diverged" in k and v not in (0, None) for k, v in numbers.items())
     timing_numbers, _, _ = _split_numbers(timings)
     return {"format": FORMAT, "chapter": chapter, "profile": profile, "seed": seed, "device": device,
-            "run_key": run_key(seed, overrides), "parameters": dict(overrides), "config": dict(config),
+            "run_key": run_key(seed, overrides),
+            "parameters": {k: v for k, v in overrides.items() if k != "seed"}, "config": dict(config),
             "numbers": numbers, "non_finite": non_finite, "diverged": diverged, "values": other,
             "timings": timing_numbers, "seconds": round(seconds, 1), "ebmflow_version": __version__,
             "commit": commit, "machine": dict(machine or {}), "started": started, "notebook": notebook}

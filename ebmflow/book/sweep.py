@@ -156,7 +156,7 @@ def is_finished(spec: RunSpec) -> bool:
     except _records.RecordError:
         return False
     same = (record.get("ebmflow_version") == __version__ and record.get("seed") == spec.seed
-            and record.get("parameters", {}) == {k: v for k, v in spec.overrides})
+            and {k: v for k, v in record.get("parameters", {}).items() if k != "seed"} == dict(spec.overrides))
     return same and (not spec.book_copy or _book_copy_matches(spec))
 
 
@@ -168,6 +168,13 @@ def execute(spec: RunSpec, commit_id: str | None = None) -> Outcome:
 
     start = time.perf_counter()
     node = platform.node()
+    try:
+        import ray
+
+        if ray.is_initialized():  # inside a Ray task: the node's id (a machine may hold several nodes)
+            node = ray.get_runtime_context().get_node_id()
+    except ImportError:
+        pass
     output = spec.run_dir() / f"{spec.chapter}.ipynb"
     try:
         result = _runner.run_chapter(spec.chapter, spec.profile, spec.parameters, output=output, progress=False,
@@ -262,6 +269,8 @@ def _start_ray(address: str | None, echo: Callable[[str], None]) -> bool:
     address = address or os.environ.get("RAY_ADDRESS") or None
     options: dict[str, Any] = dict(logging_level=logging.WARNING, log_to_driver=False)
     start = time.perf_counter()
+    # Ray's token authentication stays on (its default); its notice about it is not for our users
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     if address:
         ray.init(address=address, **options)
         where = f"joined the Ray cluster at {address}"
