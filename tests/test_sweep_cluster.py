@@ -7,6 +7,9 @@ from ebmflow.book import records, sweep
 
 @pytest.fixture(scope="module")
 def cluster():
+    import os
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     ray = pytest.importorskip("ray")
     from ray.cluster_utils import Cluster
 

@@ -267,6 +267,7 @@ def _start_ray(address: str | None, echo: Callable[[str], None]) -> bool:
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS") or None
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # Ray would otherwise try to send usage statistics
     options: dict[str, Any] = dict(logging_level=logging.WARNING, log_to_driver=False)
     start = time.perf_counter()
     # Ray's token authentication stays on (its default); its notice about it is not for our users
