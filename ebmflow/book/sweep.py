@@ -328,8 +328,9 @@ def run_specs(specs: Sequence[RunSpec], *, address: str | None = None, inline: b
         if known:
             mean = sum(known) / len(known)
             total = sum(e if e is not None else mean for e in estimates)
+            waves = -(-len(specs) // slots)  # rounds of at most `slots` runs side by side
             echo(f"{len(specs)} runs, {min(slots, len(specs))} at a time: estimated "
-                 f"{_runner._duration(total / min(slots, len(specs)))} (from the measured runtimes)")
+                 f"{_runner._duration(max(total / slots, waves * total / len(specs)))} (from the measured runtimes)")
         remote = ray.remote(execute)
         pending = {}
         for spec in specs:
@@ -383,8 +384,9 @@ def reproduce(profile: str, seeds: Sequence[int] | None = None, *, force: bool =
     if html:
         root = _runner.ROOT
         echo("building the HTML book")
-        result = subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build", str(root), "-W", "-n",
-                                 "--keep-going"], capture_output=True, text=True)
+        result = subprocess.run([sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; "
+                                 "sys.exit(main())", "build", str(root), "-W", "-n", "--keep-going"],
+                                capture_output=True, text=True)
         if result.returncode != 0:
             log = _runner.write_log("html", result.stdout + result.stderr)
             raise _runner.RunError(f"the HTML book did not build without warnings (log: {log})", "")
