@@ -72,6 +72,9 @@ class RunResult:
     def __fspath__(self) -> str:  # a RunResult can be used where the output path is expected
         return str(self.output)
 
+    def __str__(self) -> str:
+        return str(self.output)
+
 
 # --- runtimes and estimates ------------------------------------------------------------------------------------
 
