@@ -139,8 +139,17 @@ def test_the_book_copy_is_written_with_its_figures_and_runtime(results, tmp_path
 
 
 @pytest.mark.slow
-def test_two_seed_smoke_sweep_through_a_local_ray(results, capsys):
+def test_two_seed_smoke_sweep_through_a_local_ray(results, capsys, monkeypatch):
+    import signal
+
+    from ebmflow.book import cli
+
+    handlers = []
+    done = sweep._Bar.done
+    monkeypatch.setattr(sweep._Bar, "done", lambda bar, line: handlers.append(signal.getsignal(signal.SIGTERM))
+                        or done(bar, line))
     assert main(["sweep", "01_motivating_example", "--seeds", "0-1", "--profile", "smoke"]) == 0
+    assert handlers == [cli._on_signal] * 2, "SIGTERM stays the command's (ray.init replaces it)"
     out = capsys.readouterr()
     assert "started a local Ray instance" in out.out
     loaded = records.load_records("01_motivating_example", "smoke")

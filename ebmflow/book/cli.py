@@ -33,8 +33,13 @@ def _on_signal(signum, frame) -> None:
     then unwind like Ctrl-C so that every temporary is removed."""
     from .runner import stop_kernels
 
+    global _received
+    _received = signum
     stop_kernels()
     raise _Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+_received: int | None = None  # the signal that stopped the command (libraries may re-raise it as another type)
 
 
 def _parse_assignment(text: str) -> tuple[str, object]:
@@ -103,7 +108,7 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as stop:
         kept = checkpoint_dir_for(output)
         has = kept.exists() and any(kept.glob("*.pt"))
-        what = "terminated" if isinstance(stop, _Terminated) else "interrupted"
+        what = "terminated" if isinstance(stop, _Terminated) or _received == signal.SIGTERM else "interrupted"
         print(f"ebmflow: {what}; nothing was written" + (
             f"; checkpoints kept in {kept}: resume with `{_resume_hint(args.argv)}`" if has else
             f"; re-run with `{shlex.join(['ebmflow', *args.argv])}`"), file=sys.stderr, flush=True)
@@ -241,16 +246,12 @@ def main(argv: list[str] | None = None) -> int:
         log = write_log(getattr(args, "chapter", "ebmflow"), error.details, getattr(args, "seed", None))
         print(f"ebmflow: error: {error} (full traceback: {log})", file=sys.stderr)
         return 1
-    except _Terminated:
+    except KeyboardInterrupt as stop:
+        terminated = isinstance(stop, _Terminated) or _received == signal.SIGTERM
         if args.command != "run":
-            print("ebmflow: terminated; re-run the same command to continue (finished runs are kept)",
-                  file=sys.stderr)
-        return 143
-    except KeyboardInterrupt:
-        if args.command != "run":
-            print("ebmflow: interrupted; re-run the same command to continue (finished runs are kept)",
-                  file=sys.stderr)
-        return 130
+            print(f"ebmflow: {'terminated' if terminated else 'interrupted'}; re-run the same command to continue "
+                  f"(finished runs are kept, unfinished ones resume from their checkpoints)", file=sys.stderr)
+        return 143 if terminated else 130
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

@@ -15,8 +15,10 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -272,12 +274,17 @@ def _start_ray(address: str | None, echo: Callable[[str], None]) -> bool:
     start = time.perf_counter()
     # Ray's token authentication stays on (its default); its notice about it is not for our users
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     if address:
         ray.init(address=address, **options)
         where = f"joined the Ray cluster at {address}"
     else:
         ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, **options)
         where = "started a local Ray instance"
+    if threading.current_thread() is threading.main_thread():  # ray.init replaces the command's SIGTERM handler
+        for signum, handler in handlers.items():
+            if handler is not None:
+                signal.signal(signum, handler)
     resources = ray.cluster_resources()
     echo(f"{where} ({resources.get('CPU', 0):.0f} CPUs, {resources.get('GPU', 0):.0f} GPUs, "
          f"{len(ray.nodes())} node(s)) in {time.perf_counter() - start:.1f} s")
