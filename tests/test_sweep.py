@@ -162,3 +162,10 @@ def test_two_seed_smoke_sweep_through_a_local_ray(results, capsys, monkeypatch):
     # a second sweep finds both runs finished
     assert main(["sweep", "01_motivating_example", "--seeds", "0-1", "--profile", "smoke"]) == 0
     assert "2 of 2 runs already finished" in capsys.readouterr().out
+
+
+def test_gpu_runs_can_be_asked_for_from_a_machine_without_one(results, monkeypatch):
+    monkeypatch.setattr(sweep, "_cuda_here", lambda: False)
+    spec = sweep.sweep_specs("01_motivating_example", [0], "smoke", {"device": "cuda"})[0]
+    assert spec.device == "cuda" and dict(spec.overrides) == {"device": "cuda"}
+    assert spec.key != "seed0-default"

@@ -103,9 +103,20 @@ class Outcome:
     node: str = ""
 
 
+def _cuda_here() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def _spec(chapter: str, profile: str, seed: int, parameters: dict[str, Any], book_copy: bool) -> RunSpec:
-    _, config, overrides, _ = _runner.check_run(chapter, profile, {**parameters, "seed": seed})
+    device = str(parameters.get("device", ""))
+    elsewhere = device.startswith("cuda") and not _cuda_here()  # the cluster's GPUs are not visible from here:
+    checked = {**parameters, "seed": seed, **({"device": "cpu"} if elsewhere else {})}  # checked where it runs
+    _, config, overrides, _ = _runner.check_run(chapter, profile, checked)
     overrides.pop("seed", None)
+    if elsewhere:
+        overrides["device"] = device
     return RunSpec(chapter, profile, seed, tuple(sorted(overrides.items())), book_copy,
                    str(_records.results_dir()))
 
@@ -315,8 +326,14 @@ def run_specs(specs: Sequence[RunSpec], *, address: str | None = None, inline: b
         outcomes.append(outcome)
         bar.done(_line(outcome, log))
 
-    estimates = [_runner.estimate_seconds(get_chapter(s.chapter), s.profile,
-                                          _runner.check_run(s.chapter, s.profile, s.parameters)[1])[0] for s in specs]
+    def estimate(spec: RunSpec) -> float | None:
+        try:
+            config = _runner.check_run(spec.chapter, spec.profile, spec.parameters)[1]
+        except InputError:  # a GPU run checked from a machine without one
+            return None
+        return _runner.estimate_seconds(get_chapter(spec.chapter), spec.profile, config)[0]
+
+    estimates = [estimate(spec) for spec in specs]
     if inline:
         bar = _Bar(len(specs), show)
         try:
@@ -331,6 +348,9 @@ def run_specs(specs: Sequence[RunSpec], *, address: str | None = None, inline: b
     started = _start_ray(address, echo)
     try:
         slots = max(1, int(ray.cluster_resources().get("CPU", 1) // threads))
+        if any(spec.device.startswith("cuda") for spec in specs) and not ray.cluster_resources().get("GPU"):
+            raise InputError("device 'cuda' was asked for but the Ray cluster has no GPU: use --device cpu, or "
+                             "--address of a cluster with GPUs")
         known = [e for e in estimates if e is not None]
         if known:
             mean = sum(known) / len(known)
