@@ -247,13 +247,25 @@ def _keep(outcome: Outcome) -> None:
 class _Bar:
     """One overall progress bar (runs done / total, elapsed, estimated remaining) and a line per finished run."""
 
-    def __init__(self, total: int, show: bool) -> None:
+    def __init__(self, total: int, show: bool, estimate: float | None = None) -> None:
         from tqdm import tqdm
 
         self._tqdm = tqdm(total=total, unit="run", file=sys.stderr, disable=not show, dynamic_ncols=True,
-                          bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} runs [{elapsed}<{remaining}]",
+                          bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} runs [{elapsed}<{remaining}{postfix}]",
                           desc="runs")
-        self.show = show
+        self.show, self.estimate, self.start = show, estimate, time.monotonic()
+        self.tick()
+
+    def tick(self) -> None:
+        """Refresh the elapsed time; until a run has finished, show the estimate from the measured runtimes."""
+        if self.show:
+            if self._tqdm.n == 0 and self.estimate is not None:
+                left = max(0.0, self.estimate - (time.monotonic() - self.start))
+                self._tqdm.set_postfix_str(f"about {_runner._duration(left)} left (estimate)" if left >= 1 else
+                                           "longer than estimated", refresh=False)
+            elif self._tqdm.postfix:
+                self._tqdm.set_postfix_str("", refresh=False)
+            self._tqdm.refresh()
 
     def done(self, line: str) -> None:
         if self.show:
@@ -356,18 +368,22 @@ def run_specs(specs: Sequence[RunSpec], *, address: str | None = None, inline: b
             mean = sum(known) / len(known)
             total = sum(e if e is not None else mean for e in estimates)
             waves = -(-len(specs) // slots)  # rounds of at most `slots` runs side by side
-            echo(f"{len(specs)} runs, {min(slots, len(specs))} at a time: estimated "
-                 f"{_runner._duration(max(total / slots, waves * total / len(specs)))} (from the measured runtimes)")
+            wall = max(total / slots, waves * total / len(specs))
+            echo(f"{len(specs)} runs, {min(slots, len(specs))} at a time: estimated {_runner._duration(wall)} "
+                 f"(from the measured runtimes)")
+        else:
+            wall = None
         remote = ray.remote(execute)
         pending = {}
         for spec in specs:
             gpus = 1 if spec.device == "cuda" else 0
             ref = remote.options(num_cpus=threads, num_gpus=gpus, max_retries=0).remote(spec, commit_id)
             pending[ref] = spec
-        bar = _Bar(len(specs), show)
+        bar = _Bar(len(specs), show, wall)
         try:
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+                bar.tick()
                 for ref in ready:
                     spec = pending.pop(ref)
                     try:
