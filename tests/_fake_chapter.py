@@ -4,7 +4,6 @@ or be killed in the middle of writing a figure (``mode``). ``register(book)`` wr
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
