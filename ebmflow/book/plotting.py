@@ -53,14 +53,20 @@ def figure_dir() -> Path:
 
 def savefig(fig: Figure, name: str) -> Path:
     """Save ``fig`` as NAME.png and NAME.pdf in ``figure_dir()``; each file is written to a temporary
-    name and moved into place, so a crash never leaves half a figure."""
+    name and moved into place, so a crash never leaves half a figure (``ebmflow run`` points figure_dir() at a
+    temporary folder and moves the figures beside the notebook only when the whole notebook succeeded).
+    Both files are byte-identical for identical figures (no creation date in the PDF)."""
     directory = figure_dir()
     directory.mkdir(parents=True, exist_ok=True)
+    metadata = {"png": {}, "pdf": {"CreationDate": None}}  # the PDF backend writes no other varying field
     for ext in ("png", "pdf"):
         final = directory / f"{name}.{ext}"
-        temporary = directory / f".{name}.tmp.{ext}"
-        fig.savefig(temporary, format=ext)
-        os.replace(temporary, final)
+        temporary = directory / f".{name}.tmp{os.getpid()}.{ext}"
+        try:
+            fig.savefig(temporary, format=ext, metadata=metadata[ext])
+            os.replace(temporary, final)
+        finally:
+            temporary.unlink(missing_ok=True)
     return directory / f"{name}.png"
 
 
