@@ -16,7 +16,7 @@ from typing import Any
 
 from ..checks import InputError
 from .chapters import CHAPTERS
-from .config import PROFILES, ConfigError, parameter_table
+from .config import PROFILES, ConfigError, format_value, parameter_table
 
 __all__ = ["main"]
 
@@ -84,7 +84,7 @@ def _list(_: argparse.Namespace) -> int:
             print("  (no parameters: reads what the chapters stored)")
             continue
         table = [["parameter", "type", *chapter.profiles]]
-        table += [[row["parameter"], row["type"], *(str(row[p]) for p in chapter.profiles)] for row in rows]
+        table += [[row["parameter"], row["type"], *(format_value(row[p]) for p in chapter.profiles)] for row in rows]
         print("\n".join(_table(table)))
     return 0
 
