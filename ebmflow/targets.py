@@ -13,7 +13,7 @@ from .checks import InputError, check_int, check_positive, check_probability, ch
 
 __all__ = ["GaussianMixture", "Rings", "TwoMoons", "Pinwheel", "Checkerboard", "two_mode_mixture", "eight_gaussians",
            "four_collinear_modes", "rings", "two_moons", "pinwheel", "checkerboard", "coordinate_magnitude",
-           "four_mode_mixture", "check_four_weights"]
+           "four_mode_mixture", "check_mode_weights"]
 
 
 @dataclass(frozen=True)
@@ -115,19 +115,27 @@ def eight_gaussians() -> GaussianMixture:
                            stds=torch.full((8,), 0.15), weights=torch.full((8,), 1 / 8))
 
 
-def check_four_weights(weights: Sequence[float], name: str = "weights") -> tuple[float, ...]:
-    """Four positive mode weights summing to 1 (the 4-mode targets of chapters 03 and 04)."""
-    values = check_weights(name, weights)
-    if len(values) != 4:
-        raise InputError(f"{name} must be four positive numbers summing to 1 (one per mode), got {len(values)} "
-                         f"numbers: {', '.join(f'{w:g}' for w in values)}")
+def check_mode_weights(weights: Sequence[float], count: int, name: str = "weights") -> tuple[float, ...]:
+    """``count`` positive mode weights summing to 1 (within 1e-6); InputError naming ``name``, the values and what
+    is wrong with them."""
+    words = {2: "two", 3: "three", 4: "four"}
+    what = f"{name} must be {words.get(count, count)} positive numbers summing to 1 (one per mode)"
+    try:
+        values = tuple(float(w) for w in weights)
+    except (TypeError, ValueError):
+        raise InputError(f"{what}, got {weights!r}") from None
+    problem = (f"{len(values)} numbers" if len(values) != count else
+               "not all positive" if any(not math.isfinite(w) or w <= 0 for w in values) else
+               f"they sum to {sum(values):.6g}" if abs(sum(values) - 1) > 1e-6 else None)
+    if problem:
+        raise InputError(f"{what}, got {', '.join(f'{w:g}' for w in values)}: {problem}")
     return values
 
 
 def four_collinear_modes(weights: Sequence[float] = (0.1, 0.2, 0.3, 0.4)) -> GaussianMixture:
     """Extended motivating example (paper §C.3, Figures 3-5): N(mu_i, 0.05 I) with mu_i evenly spaced on the
     horizontal axis from x = -3 to x = 3, weights 0.1, 0.2, 0.3, 0.4 in the paper."""
-    weights = check_four_weights(weights)
+    weights = check_mode_weights(weights, 4)
     means = torch.stack([torch.linspace(-3.0, 3.0, 4), torch.zeros(4)], dim=1)
     return GaussianMixture(means=means, stds=torch.full((4,), 0.05**0.5),
                            weights=torch.tensor(weights, dtype=torch.float32))
@@ -198,7 +206,7 @@ def four_mode_mixture(dim: int, magnitude: float,
     if dim % 2:
         raise InputError(f"the sign pattern needs an even dimension >= 2, got {dim}")
     check_positive("magnitude", magnitude)
-    weights = check_four_weights(weights)
+    weights = check_mode_weights(weights, 4)
     half = torch.cat([-torch.ones(dim // 2), torch.ones(dim // 2)])
     means = magnitude * torch.stack([torch.ones(dim), half, -half, -torch.ones(dim)])
     return GaussianMixture(means=means, stds=torch.ones(4), weights=torch.tensor(weights, dtype=torch.float32))

@@ -227,6 +227,13 @@ def table1(values: dict[str, float], config: Config) -> pd.DataFrame:
                          for m in PAPER_TABLE1}).T
 
 
+def targets_markdown(config: Config) -> str:
+    """This run's targets and their log-densities (exact, or the reference density where there is no closed form)."""
+    return "This run's targets (the `targets` parameter):\n\n" + "\n".join(
+        f"- **{bench.TARGET_LABELS[t]}**{'' if t in TARGETS else ' (not in the paper)'}: {bench.TARGET_DENSITIES[t]}."
+        for t in config.targets)
+
+
 def results_markdown(values: dict[str, float], config: Config) -> str:
     """One line per target of ``config``: the four errors, the lowest, and the paper's ranking where it ran it."""
     lines = []
