@@ -124,7 +124,7 @@ def check_mode_weights(weights: Sequence[float], count: int, name: str = "weight
         values = tuple(float(w) for w in weights)
     except (TypeError, ValueError):
         raise InputError(f"{what}, got {weights!r}") from None
-    problem = (f"{len(values)} numbers" if len(values) != count else
+    problem = (f"{len(values)} number{'' if len(values) == 1 else 's'}" if len(values) != count else
                "not all positive" if any(not math.isfinite(w) or w <= 0 for w in values) else
                f"they sum to {sum(values):.6g}" if abs(sum(values) - 1) > 1e-6 else None)
     if problem:
