@@ -13,7 +13,7 @@ from .checks import InputError, check_int, check_positive, check_probability, ch
 
 __all__ = ["GaussianMixture", "Rings", "TwoMoons", "Pinwheel", "Checkerboard", "two_mode_mixture", "eight_gaussians",
            "four_collinear_modes", "rings", "two_moons", "pinwheel", "checkerboard", "coordinate_magnitude",
-           "four_mode_mixture", "check_mode_weights"]
+           "four_mode_mixture", "check_mode_weights", "check_dims"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,12 @@ class GaussianMixture:
         gaps = torch.cdist(self.means, self.means).double()
         terms = norm.sf((gaps / (2 * self.stds.double()[:, None])).numpy())
         return float((terms.sum(1) - 0.5).max())  # the diagonal (gap 0) adds Φ̄(0) = 1/2
+
+    def separation(self, n: int, generator: torch.Generator) -> dict[str, float]:
+        """How far apart the modes are: the closest means' distance ("gap"), the misassignment bound and the
+        measured misassignment rate on ``n`` exact samples."""
+        gap = float(torch.cdist(self.means, self.means).fill_diagonal_(math.inf).min())
+        return {"gap": gap, "bound": self.misassignment_bound(), "measured": self.misassignment(n, generator)}
 
     def misassignment(self, n: int, generator: torch.Generator, chunk: int = 100_000) -> float:
         """Share of ``n`` exact samples (component k for sample i with i mod K = k) whose nearest mean is not
@@ -196,6 +202,17 @@ def coordinate_magnitude(dim: int, max_misassignment: float) -> float:
     if max_misassignment >= 0.5:
         raise InputError(f"max_misassignment must be below 0.5, got {max_misassignment!r}")
     return 2 * norm.isf(max_misassignment / 2) / math.sqrt(2 * dim)
+
+
+def check_dims(dims: Sequence[int], name: str = "dims") -> tuple[int, ...]:
+    """Dimensions for ``four_mode_mixture``: distinct even integers >= 2 (its sign pattern splits the coordinates in
+    halves), in increasing order."""
+    values = tuple(dims)
+    if not values or any(not isinstance(d, int) or isinstance(d, bool) or d < 2 or d % 2 for d in values) \
+            or list(values) != sorted(set(values)):
+        raise InputError(f"{name} must be distinct even integers >= 2 (the sign pattern splits the coordinates in "
+                         f"halves) in increasing order, got {','.join(map(str, values))}")
+    return values
 
 
 def four_mode_mixture(dim: int, magnitude: float,

@@ -23,7 +23,7 @@ from ..seeding import make_generator, resolve_device
 from ..targets import (Checkerboard, GaussianMixture, Pinwheel, Rings, TwoMoons, checkerboard, eight_gaussians,
                        four_collinear_modes, pinwheel, rings, two_moons)
 from ..training import DivergenceRule
-from .common import Run, checkpoint_for, train
+from .common import Run, checkpoint_for, diverged_at, table_cell, train  # noqa: F401 (re-exported)
 
 __all__ = ["TARGETS", "TARGET_LABELS", "TARGET_DENSITIES", "BenchmarkConfig", "PAPER_SETTINGS", "SHARED_CHOICES",
            "paper_hyperparameters", "target", "grid", "make_data", "make_methods", "train_method", "diverged_at",
@@ -214,16 +214,6 @@ def train_method(config: BenchmarkConfig, name: str, method: Method, data: Tenso
                  divergence=DivergenceRule(config.divergence_gap, config.divergence_box * TARGETS[name][1]),
                  checkpoint=checkpoint_for(key, config), stop_after=config.stop_after or None,
                  desc=f"{method.label} on {TARGET_LABELS[name]}")
-
-
-def diverged_at(run: Run) -> int:
-    """The iteration at which the run diverged (0: it did not)."""
-    return run.divergence.iteration if run.divergence is not None else 0
-
-
-def table_cell(value: float, iteration: int, fmt: str) -> str:
-    """A table entry: the value, or "diverged (it. N)" for a diverged run."""
-    return f"diverged (it. {iteration})" if iteration else format(value, fmt)
 
 
 @torch.no_grad()

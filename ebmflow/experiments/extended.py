@@ -21,7 +21,7 @@ from ..samplers import run_chains
 from ..seeding import make_generator
 from ..targets import GaussianMixture, check_mode_weights, four_collinear_modes
 from . import benchmarks as bench
-from .common import Run
+from .common import Run, target_note
 
 __all__ = ["Config", "PROFILES", "CHOICES", "ITEMS", "TARGET", "PAPER_WEIGHTS", "PAPER_TABLE3", "PAPER_TABLE4",
            "methods", "target_markdown",
@@ -264,10 +264,6 @@ def figure5(run: Run, paths: Tensor, n: int = 160):
 
 
 def target_markdown(config: Config) -> str:
-    """This run's mode weights, and whether the paper's numbers apply to them."""
-    weights = ", ".join(f"{w:.3g}" for w in config.weights)
-    if config.paper_target:
-        return f"This run's weights: $w = ({weights})$, the paper's."
-    return (f"This run's weights, $w = ({weights})$, are not the paper's (0.1, 0.2, 0.3, 0.4): **the paper did not run "
-            f"this target**. Table 3 and the claims below show no paper numbers for it, and the paper's values the "
-            f"discussion quotes are for its own weights.")
+    """This run's mode weights, and whether the paper ran them."""
+    return target_note(f"weights $w = ({', '.join(f'{w:.3g}' for w in config.weights)})$",
+                       None if config.paper_target else "w = (0.1, 0.2, 0.3, 0.4)")

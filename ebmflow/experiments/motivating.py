@@ -20,7 +20,7 @@ from ..samplers import validate_schedule
 from ..seeding import make_generator, resolve_device
 from ..targets import GaussianMixture, check_mode_weights, two_mode_mixture
 from ..training import TrainingState
-from .common import Run, checkpoint_for, train
+from .common import Run, checkpoint_for, plot_along_training, target_note, train
 
 __all__ = ["Config", "PROFILES", "CHOICES", "ITEMS", "PAPER_WEIGHT", "PAPER_WEIGHTS", "methods", "make_data",
            "train_all", "trajectories", "key", "numbers", "weight_table", "target_markdown", "figure1"]
@@ -237,10 +237,7 @@ def figure1(runs: dict[str, Run], config: Config, paths: dict[str, Tensor]):
         ax.legend(fontsize="x-small")
     ax = right.subplots()
     for name, run in runs.items():
-        evaluations = run.history.evaluations
-        ax.plot(evaluations["epoch"], evaluations["weight"], color=color(name), label=label(name))
-        if run.divergence is not None:
-            ax.plot(evaluations["epoch"][-1], evaluations["weight"][-1], "x", ms=9, mew=2, color=color(name))
+        plot_along_training(ax, run, "epoch", "weight", color=color(name), label=label(name))
     ax.axhline(config.true_weight, color="k", ls="--", lw=1, label=f"true weight {config.true_weight:.3g}")
     ax.set(xlabel="epoch", ylabel="estimated weight of the top-right mode", ylim=(-0.02, 1.02))
     ax.legend(loc="lower left")
@@ -261,11 +258,7 @@ def weight_table(values: dict[str, float], config: Config) -> pd.DataFrame:
 
 
 def target_markdown(config: Config) -> str:
-    """This run's target, and whether the paper's numbers apply to it."""
+    """This run's target, and whether the paper ran it."""
     w0, w1 = config.weights
-    text = (f"This run's target: weights {w0:.3g} (bottom left) and {w1:.3g} (top right, a {w1 / w0:.3g}:1 ratio), "
-            f"means at ±{config.offset:g}·(1, 1)")
-    if config.paper_target:
-        return text + ", the paper's."
-    return text + (". **The paper did not run this target** (its Figure 1 is the 2:1 mixture at offset 1.5): the "
-                   "paper's numbers quoted below are for its own target, not for this one.")
+    return target_note(f"weights {w0:.3g} (bottom left) and {w1:.3g} (top right, a {w1 / w0:.3g}:1 ratio), means at "
+                       f"±{config.offset:g}·(1, 1)", None if config.paper_target else "weights 1/3, 2/3, offset 1.5")

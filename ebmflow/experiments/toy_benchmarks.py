@@ -185,8 +185,7 @@ def numbers(runs: dict[tuple[str, str, str], Run], config: Config) -> dict[str, 
         at = bench.diverged_at(run)
         values[table1_key(m, t, v)] = math.nan if at else table1_error(run.log_density, config, t, run.device)
         values[table1_key(m, t, v, "diverged_at")] = at
-        steps = run.history.steps
-        values[table1_key(m, t, v, "energy_gap")] = abs(steps["energy_neg"][-1] - steps["energy_pos"][-1])
+        values[table1_key(m, t, v, "energy_gap")] = run.energy_gap
         if m == "ntebm":
             values[table1_key(m, t, v, "step_size")] = run.method.step_size
             values[table1_key(m, t, v, "flow")] = table1_error(run.method.flow.log_prob, config, t, run.device)
