@@ -23,7 +23,7 @@ from ..methods import METHODS, Method
 from ..metrics import median_squared_log_error, normalize_on_grid, normalized_log_density_at
 from ..seeding import make_generator
 from . import benchmarks as bench
-from .common import Run
+from .common import Run, methods_line
 
 __all__ = ["Config", "PROFILES", "CHOICES", "ITEMS", "TARGETS", "TOY_TARGETS", "PAPER_TABLE1", "PAPER_TABLE5",
            "methods",
@@ -234,16 +234,13 @@ def targets_markdown(config: Config) -> str:
 
 
 def results_markdown(values: dict[str, float], config: Config) -> str:
-    """One line per target of ``config``: the four errors, the lowest, and the paper's ranking where it ran it."""
+    """One line per target of ``config``: the four errors, the lowest, and the paper's numbers where it ran it."""
     lines = []
     for t in config.targets:
-        errors = {m: values[table1_key(m, t)] for m in METHODS}
-        best = min(errors, key=lambda m: _worst_if_nan(errors[m]))
-        paper = (f"paper: {', '.join(f'{label(m)} {PAPER_TABLE1[m][t]:.2f}' for m in METHODS)}" if t in TARGETS
-                 else "the paper did not run this target")
-        lines.append(f"- **{bench.TARGET_LABELS[t]}**: " + ", ".join(f"{label(m)} {_cell(values, m, t)}"
-                                                                   for m in METHODS)
-                     + f"; lowest: {label(best)} ({paper}).")
+        best = min(METHODS, key=lambda m: _worst_if_nan(values[table1_key(m, t)]))
+        paper = f"paper: {', '.join(f'{label(m)} {PAPER_TABLE1[m][t]:.2f}' for m in METHODS)}" if t in TARGETS else None
+        lines.append(methods_line(bench.TARGET_LABELS[t], {m: _cell(values, m, t) for m in METHODS},
+                                  f"lowest: {label(best)}", paper))
     note = ("" if config.targets == TARGETS else "\n\nThis run's targets are not the paper's two. The discussion "
             "below was written for the paper's targets, 8 Gaussians and Rings: the numbers it cites for a target "
             "this run did not train on are missing.")
