@@ -13,7 +13,8 @@ from .checks import InputError, check_int, check_positive, check_probability, ch
 
 __all__ = ["GaussianMixture", "Rings", "TwoMoons", "Pinwheel", "Checkerboard", "two_mode_mixture", "eight_gaussians",
            "four_collinear_modes", "rings", "two_moons", "pinwheel", "checkerboard", "coordinate_magnitude",
-           "four_mode_mixture", "check_mode_weights", "check_dims"]
+           "four_mode_mixture", "check_mode_weights", "check_dims", "FullCovarianceMixture",
+           "fit_gaussian_mixture"]
 
 
 @dataclass(frozen=True)
@@ -448,3 +449,82 @@ def pinwheel() -> Pinwheel:
 def checkerboard() -> Checkerboard:
     """FFJORD's checkerboard: 8 dark squares of side 2 on [-4, 4]^2 (exact log-density)."""
     return Checkerboard()
+
+
+@dataclass(frozen=True)
+class FullCovarianceMixture:
+    """Mixture of Gaussians with full covariances, sum_k w_k N(mu_k, Sigma_k): the clusters found in a reader's data
+    (``fit_gaussian_mixture``) and the importance-sampling proposals built from them. Modes are identified by the
+    most probable component (argmax_k w_k N(x; mu_k, Sigma_k))."""
+
+    means: Tensor  # (K, d)
+    covariances: Tensor  # (K, d, d)
+    weights: Tensor  # (K,)
+
+    def __post_init__(self) -> None:
+        k, d = self.means.shape
+        if self.covariances.shape != (k, d, d) or self.weights.shape != (k,):
+            raise InputError("means (K, d), covariances (K, d, d) and weights (K,) must agree on K and d")
+        check_weights("mixture weights", self.weights.tolist())
+        object.__setattr__(self, "_cholesky", torch.linalg.cholesky(self.covariances))  # fails if not pos. definite
+
+    @property
+    def dim(self) -> int:
+        return self.means.shape[1]
+
+    @property
+    def n_modes(self) -> int:
+        return self.means.shape[0]
+
+    def component_log_probs(self, x: Tensor) -> Tensor:
+        """log w_k + log N(x; mu_k, Sigma_k) for every component, shape (n, K)."""
+        chol = self._cholesky.to(x)
+        centred = (x[None] - self.means.to(x)[:, None]).transpose(1, 2)  # (K, d, n)
+        mahalanobis = torch.linalg.solve_triangular(chol, centred, upper=False).pow(2).sum(1).T  # (n, K)
+        log_det = 2 * chol.diagonal(dim1=1, dim2=2).log().sum(1)
+        return torch.log(self.weights.to(x)) - 0.5 * (mahalanobis + log_det + self.dim * math.log(2 * math.pi))
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        return torch.logsumexp(self.component_log_probs(x), dim=1)
+
+    def assign_mode(self, x: Tensor) -> Tensor:
+        return self.component_log_probs(x).argmax(dim=1)
+
+    def sample(self, n: int, generator: torch.Generator) -> Tensor:
+        check_int("number of samples", n)
+        labels = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        noise = torch.randn(n, self.dim, 1, generator=generator)
+        return self.means[labels] + (self._cholesky[labels] @ noise).squeeze(-1)
+
+    def sample_with_log_prob(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        x = self.sample(n, generator)
+        return x, self.log_prob(x)
+
+    def widened(self, factor: float, broad_weight: float, broad_std: float) -> "FullCovarianceMixture":
+        """A defensive importance-sampling proposal: every component's standard deviations times ``factor``, and one
+        more component N(0, broad_std^2 I) of weight ``broad_weight`` (the others scaled by 1 - broad_weight)."""
+        check_positive("factor", factor)
+        check_probability("broad_weight", broad_weight)
+        check_positive("broad_std", broad_std)
+        eye = torch.eye(self.dim)[None] * broad_std**2
+        return FullCovarianceMixture(torch.cat([self.means, torch.zeros(1, self.dim)]),
+                                     torch.cat([self.covariances * factor**2, eye]),
+                                     torch.cat([self.weights * (1 - broad_weight), torch.tensor([broad_weight])]))
+
+
+def fit_gaussian_mixture(x: Tensor, max_components: int, seed: int) -> tuple[FullCovarianceMixture, dict[int, float]]:
+    """Clusters of the points ``x`` (n, d): scikit-learn's Gaussian mixtures with full covariances and 1 ...
+    ``max_components`` components (k-means initialisation, 3 restarts, random state ``seed``), the one of lowest BIC
+    kept; components ordered by decreasing weight. Returns it and the BIC of every k."""
+    from sklearn.mixture import GaussianMixture as ScikitMixture
+
+    check_int("max_components", max_components)
+    data = x.double().numpy()
+    fits = {k: ScikitMixture(k, covariance_type="full", n_init=3, random_state=seed, reg_covar=1e-6).fit(data)
+            for k in range(1, min(max_components, len(data) - 1) + 1)}
+    bics = {k: float(fit.bic(data)) for k, fit in fits.items()}
+    best = fits[min(bics, key=bics.get)]
+    order = best.weights_.argsort()[::-1].copy()
+    tensor = lambda a: torch.tensor(a[order], dtype=torch.float32)  # noqa: E731
+    weights = tensor(best.weights_)
+    return FullCovarianceMixture(tensor(best.means_), tensor(best.covariances_), weights / weights.sum()), bics

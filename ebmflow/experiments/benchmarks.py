@@ -179,10 +179,11 @@ def make_data(config: BenchmarkConfig, name: str) -> Tensor:
     return config.p_star(name).sample(config.n_data, make_generator(config.seed, stream=f"data/{name}"))
 
 
-def make_methods(config: BenchmarkConfig, name: str, *, ntebm_pretrain: str = "data",
+def make_methods(config: BenchmarkConfig, name: str = "", *, box: float | None = None, ntebm_pretrain: str = "data",
                  coopflow_steps: int | None = None) -> dict[str, Method]:
-    """The four methods of Tables 4-5 on target ``name``, in the paper's figure order (flowMC-EBM, NT-EBM,
-    CoopFlow, ULA-EBM); ``ntebm_pretrain`` and ``coopflow_steps`` build the chapter's variants."""
+    """The four methods of Tables 4-5 on target ``name`` (or, for other data, with ULA-EBM's box [-box, box]^d), in
+    the paper's figure order (flowMC-EBM, NT-EBM, CoopFlow, ULA-EBM); ``ntebm_pretrain`` and ``coopflow_steps``
+    build the chapter's variants."""
     def flow(base, generator):
         return RealNVP(base, config.flow_couplings, config.flow_hidden, generator=generator)
 
@@ -198,7 +199,7 @@ def make_methods(config: BenchmarkConfig, name: str, *, ntebm_pretrain: str = "d
                              freeze_iterations=int(config.coopflow_freeze_fraction * config.iterations),
                              max_drift=config.coopflow_max_drift or None, **pretrain),
         "ula": ULAEBM(lr=config.lr_ula, step_size=config.ula_step_size, n_steps=config.ula_steps,
-                      box=TARGETS[name][1]),
+                      box=TARGETS[name][1] if box is None else box),
     }
     return {key: built[key] for key in METHODS}
 
@@ -226,9 +227,10 @@ def model_zone_weights(log_density: Callable[[Tensor], Tensor], config: Benchmar
                                 p_star.n_modes)
 
 
-def run_panel(ax: Axes, run: Run, config: BenchmarkConfig, name: str, title: str) -> None:
-    """The run's normalised density on the grid; a diverged run says so (and shows its last finite density)."""
-    box = grid(config, name)
+def run_panel(ax: Axes, run: Run, config: BenchmarkConfig, name: str | Grid2D, title: str) -> None:
+    """The run's normalised density on the grid of target ``name`` (or on a given grid); a diverged run says so (and
+    shows its last finite density)."""
+    box = grid(config, name) if isinstance(name, str) else name
     log_density = normalize_on_grid(run.log_density, box, device=run.device)
     if run.divergence is not None:
         title = f"{title}\ndiverged (it. {run.divergence.iteration})"
