@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..experiments import extended, high_dim, motivating, toy_benchmarks, your_data
+from ..experiments import extended, high_dim, motivating, ratio_sweep, toy_benchmarks, your_data
 from .claims import PaperItem
 from .config import parameters_cell, resolve_config
 
@@ -64,6 +64,8 @@ CHAPTERS: dict[str, Chapter] = {c.name: c for c in [
     Chapter("04_high_dim_mixture", "Table 2 and Figure 6: R-hat on a 4-mode mixture in 16-64 dimensions", high_dim),
     # PORTING: 05_images (images) is added back here when its experiment module is ported.
     Chapter("08_your_data", "Beyond the paper: the four methods on your own data file", your_data),
+    Chapter("09_ratio_sweep", "Beyond the paper: Figure 1's ratio from 1:1 to 19:1 (a sweep of chapter 01)", ratio_sweep,
+            summary=True),
     Chapter("intro", "Introduction, map of the paper, runtimes", _Summary, summary=True),
     Chapter("99_report", "Reproduction report", _Summary, summary=True),
 ]}
