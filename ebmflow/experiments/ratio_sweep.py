@@ -105,7 +105,7 @@ def table(found: dict[Fraction, list[dict[str, Any]]]) -> pd.DataFrame:
             errors = _errors(records, m)
             row[f"{label(m)}: |error|"] = _summary(errors)
             row[f"{label(m)}: per seed"] = ", ".join("nan" if math.isnan(e) else f"{e:.3f}" for e in errors)
-        rows[f"{top / (1 - top):g}:1"] = row
+        rows[f"{float(top / (1 - top)):g}:1"] = row
     return pd.DataFrame(rows).T.rename_axis("ratio")
 
 
@@ -129,8 +129,9 @@ def figure(found: dict[Fraction, list[dict[str, Any]]]):
             label="paper, flowMC-EBM at 2:1 (read off)")
     ax.set(xscale="log", xlabel="ratio of the top-right mode's weight to the other's, w / (1 − w)",
            ylabel="|learned weight − w|")
-    ax.set_xticks([float(w / (1 - w)) for w in TOP_WEIGHTS], [f"{w / (1 - w):g}:1" for w in TOP_WEIGHTS])
+    ax.set_xticks([float(w / (1 - w)) for w in TOP_WEIGHTS], [f"{float(w / (1 - w)):g}:1" for w in TOP_WEIGHTS])
     ax.minorticks_off()
+    ax.set_ylim(bottom=0)
     ax.legend(fontsize="small")
     return fig
 
