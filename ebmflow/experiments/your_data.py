@@ -26,9 +26,9 @@ from ..training import DivergenceRule
 from . import benchmarks as bench
 from .common import Run, checkpoint_for, diverged_at, table_cell, train
 
-__all__ = ["Config", "PROFILES", "CHOICES", "ITEMS", "YourData",
-           "prepare", "methods", "train_all", "importance_samples", "chains", "numbers", "key", "data_table",
-           "weights_table", "diagnostics_table", "figure_clusters", "figure_densities", "figure_samples"]
+__all__ = ["Config", "PROFILES", "CHOICES", "ITEMS", "YourData", "prepare", "methods", "train_all", "importance_samples",
+           "cluster_weights", "chains", "numbers", "key", "data_table", "weights_table", "diagnostics_table",
+           "figure_clusters", "figure_densities", "figure_samples"]
 
 CHAPTER = "08_your_data"
 PAIRS = 3  # coordinate pairs shown for d > 2: (1, 2), (1, 3), (2, 3)
@@ -146,10 +146,22 @@ def importance_samples(config: Config, data: YourData) -> tuple[Tensor, Tensor]:
     return proposal.sample_with_log_prob(config.n_importance, make_generator(config.seed, stream="importance"))
 
 
-def _normalised_weights(run: Run, x: Tensor, log_q: Tensor) -> Tensor:
+def _normalised_weights(log_density, x: Tensor, log_q: Tensor, device: torch.device | str = "cpu") -> Tensor:
     with torch.no_grad():
-        log_w = run.log_density(x.to(run.device)).cpu().double() - log_q.double()
+        log_w = log_density(x.to(device)).cpu().double() - log_q.double()
     return torch.softmax(torch.nan_to_num(log_w, nan=-math.inf, posinf=-math.inf), 0)
+
+
+def cluster_weights(log_density, data: YourData, samples: tuple[Tensor, Tensor],
+                    device: torch.device | str = "cpu") -> tuple[Tensor, Tensor, float]:
+    """The mass of each cluster under the unnormalised ``log_density`` by self-normalised importance sampling of the
+    proposal's draws ``samples``: weights (K,), their delta-method standard errors (K,) and the effective sample
+    size (sum w)^2 / sum w^2."""
+    x, log_q = samples
+    zones = torch.nn.functional.one_hot(data.clusters.assign_mode(x), data.clusters.n_modes).double()
+    wbar = _normalised_weights(log_density, x, log_q, device)
+    weights = wbar @ zones
+    return weights, ((wbar[:, None] ** 2) * (zones - weights) ** 2).sum(0).sqrt(), float(1 / (wbar**2).sum())
 
 
 def chains(runs: dict[str, Run], config: Config) -> dict[str, Tensor]:
@@ -171,18 +183,14 @@ def numbers(runs: dict[str, Run], data: YourData, samples: tuple[Tensor, Tensor]
     (n, dim), k = data.points.shape, data.clusters.n_modes
     values = {key("n_rows"): n, key("dim"): dim, key("n_clusters"): k}
     values.update({key("weight", "data", c + 1): float(w) for c, w in enumerate(data.weights)})
-    x, log_q = samples
-    zones = torch.nn.functional.one_hot(data.clusters.assign_mode(x), k).double()
     for m, run in runs.items():
-        wbar = _normalised_weights(run, x, log_q)
-        weights = wbar @ zones
-        stderr = ((wbar[:, None] ** 2) * (zones - weights) ** 2).sum(0).sqrt()
+        weights, stderr, ess = cluster_weights(run.log_density, data, samples, run.device)
         at = diverged_at(run)
         for c in range(k):
             values[key("weight", m, c + 1)] = math.nan if at else float(weights[c])
             values[key("stderr", m, c + 1)] = math.nan if at else float(stderr[c])
         values[key("weight_error", m)] = math.nan if at else float((weights - data.weights.double()).abs().max())
-        values[key("ess", m)] = math.nan if at else float(1 / (wbar**2).sum())
+        values[key("ess", m)] = math.nan if at else ess
         if dim == 2:
             box = Grid2D(-data.box, data.box, config.grid_size)
             grid = zone_weights_on_grid(normalize_on_grid(run.log_density, box, device=run.device), box,
@@ -271,7 +279,7 @@ def figure_densities(runs: dict[str, Run], data: YourData, samples: tuple[Tensor
             if data.points.shape[1] == 2:
                 bench.run_panel(ax, run, config, grid, title)
             else:
-                histogram(ax, samples[0][:, [a, b]], _normalised_weights(run, *samples),
+                histogram(ax, samples[0][:, [a, b]], _normalised_weights(run.log_density, *samples, run.device),
                           title + (f"\ndiverged (it. {diverged_at(run)})" if diverged_at(run) and not i else ""))
     return fig
 
