@@ -77,7 +77,7 @@ class GaussianMixture:
 
     def misassignment_bound(self) -> float:
         """Union bound on the probability that a sample's nearest mean is not its component's, for the worst
-        component k: sum_{j != k} Φ̄(|mu_j - mu_k| / (2 s_k)) (each term: crossing the bisecting hyperplane)."""
+        component k: sum_{j != k} Φ̄(‖mu_j - mu_k‖ / (2 s_k)) (each term: crossing the bisecting hyperplane)."""
         gaps = torch.cdist(self.means, self.means).double()
         terms = norm.sf((gaps / (2 * self.stds.double()[:, None])).numpy())
         return float((terms.sum(1) - 0.5).max())  # the diagonal (gap 0) adds Φ̄(0) = 1/2
@@ -311,14 +311,14 @@ class TwoMoons:
 @dataclass(frozen=True)
 class Pinwheel:
     """Pinwheel with an exact log-density: ``n_arms`` equally weighted arms; arm k draws
-    f ~ N((1, 0), diag(radial_std^2, tangential_std^2)) and sets x = scale R(2 pi k / n_arms + rate e^{|f|}) f
+    f ~ N((1, 0), diag(radial_std^2, tangential_std^2)) and sets x = scale R(2 pi k / n_arms + rate e^{‖f‖}) f
     (R(a): the rotation by a).
 
     FFJORD's pinwheel (radial 0.3, tangential 0.1, 5 arms, rate 0.25, scale 2) turns f by rate·e^{f_1}; here the
-    turn is driven by |f|. A rotation whose angle depends only on the radius preserves area and is undone by
-    turning back by the same angle (|x| = scale |f|), so each arm is an exact warp of a Gaussian:
-    log p(x) = log sum_k (1/K) N(R(-2 pi k/K - rate e^{|x|/scale}) x/scale; (1, 0), Σ) - 2 log scale. With a
-    tangential std of 0.1, |f| and f_1 differ by about f_2^2/2 ≈ 0.005: the arms keep FFJORD's shape. Modes: the
+    turn is driven by ‖f‖. A rotation whose angle depends only on the radius preserves area and is undone by
+    turning back by the same angle (‖x‖ = scale ‖f‖), so each arm is an exact warp of a Gaussian:
+    log p(x) = log sum_k (1/K) N(R(-2 pi k/K - rate e^{‖x‖/scale}) x/scale; (1, 0), Σ) - 2 log scale. With a
+    tangential std of 0.1, ‖f‖ and f_1 differ by about f_2^2/2 ≈ 0.005: the arms keep FFJORD's shape. Modes: the
     arms, a point assigned to the arm of highest density.
     """
 
@@ -380,7 +380,7 @@ class Pinwheel:
 
     def max_coordinate_variance(self) -> float:
         """Exact: equal arms evenly turned make p isotropic with mean 0, so each coordinate's variance is
-        E|x|^2 / 2 = scale^2 (1 + radial_std^2 + tangential_std^2) / 2."""
+        E‖x‖^2 / 2 = scale^2 (1 + radial_std^2 + tangential_std^2) / 2."""
         return self.scale**2 * (1 + self.radial_std**2 + self.tangential_std**2) / 2
 
 

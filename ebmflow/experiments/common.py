@@ -65,7 +65,7 @@ class Run:
 
     @property
     def energy_gap(self) -> float:
-        """|mean E(x-) - mean E(x+)| at the last iteration (the divergence rule's criterion)."""
+        """The energy gap ``|mean E(x-) - mean E(x+)|`` at the last iteration (the divergence rule's criterion)."""
         return abs(self.history.steps["energy_neg"][-1] - self.history.steps["energy_pos"][-1])
 
     def bank_positions(self) -> Tensor:
