@@ -56,8 +56,25 @@ class Method(ABC):
         return self.base
 
     def log_target(self, x: Tensor) -> Tensor:
-        """Unnormalised log p_theta(x) = -E_theta(x) + log tilt(x)."""
+        """Unnormalised log p_theta(x) = -E_theta(x) + log tilt(x): what the chains sample while training."""
         return -self.energy(x) + self.tilt.log_prob(x)
+
+    @property
+    def model_energy(self) -> nn.Module:
+        """The EBM the trained method reports: E_theta itself, or an average of its parameters along training
+        where the method keeps one (flowMC-EBM's ``ebm_average``)."""
+        return self.energy
+
+    def log_model(self, x: Tensor) -> Tensor:
+        """Unnormalised log-density of the reported model, -E(x) + log tilt(x) with E = ``model_energy``."""
+        return -self.model_energy(x) + self.tilt.log_prob(x)
+
+    @property
+    def proposal(self) -> nn.Module:
+        """The method's own tractable density nearest its model (its flow, else its tilt): an importance-sampling
+        proposal for the trained EBM (``ebmflow.estimators``)."""
+        flow = getattr(self, "flow", None)
+        return self.tilt if flow is None else flow
 
     @property
     def optimizers(self) -> list[torch.optim.Optimizer]:
