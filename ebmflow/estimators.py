@@ -22,8 +22,10 @@ from torch import Tensor
 
 from .checks import InputError, check_generator, check_int, check_positive, check_probability
 from .samplers import LogDensity, Proposal, mala
+from .seeding import make_generator
 
-__all__ = ["ModeWeights", "snis_mode_weights", "annealed_mode_weights"]
+__all__ = ["ModeWeights", "snis_mode_weights", "annealed_mode_weights", "final_mode_weights",
+           "weights_along_training"]
 
 ModeOf = Callable[[Tensor], Tensor]  # points (n, d) -> index of their mode's cell (n,)
 
@@ -55,7 +57,7 @@ def _check(n_modes: int, n_samples: int, generator: torch.Generator) -> None:
 
 
 def _finite(log_w: Tensor) -> Tensor:
-    return torch.nan_to_num(log_w, nan=-math.inf, posinf=-math.inf)
+    return torch.nan_to_num(log_w, nan=-math.inf, posinf=-math.inf, neginf=-math.inf)
 
 
 @torch.no_grad()
@@ -112,10 +114,11 @@ def _ais_log_weights(log_density: LogDensity, in_cell: Callable[[Tensor], Tensor
 
 def annealed_mode_weights(log_density: LogDensity, data: Tensor, mode_of: ModeOf, n_modes: int, n_samples: int,
                           generator: torch.Generator, *, n_steps: int = 16, inflation: float = 1.1,
-                          step_size: float = 0.05, target_acceptance: float = 0.6) -> ModeWeights:
+                          step_size: float | None = None, target_acceptance: float = 0.6) -> ModeWeights:
     """Z_k = ∫_{V_k} p~ for each mode separately, by annealed importance sampling from a diagonal Gaussian fitted
     to the mode's ``data`` (its standard deviations times ``inflation``) through ``n_steps`` intermediate
-    densities q^(1-beta) p~^beta restricted to V_k, each followed by one MALA move (step adapted towards
+    densities q^(1-beta) p~^beta restricted to V_k, each followed by one MALA move (initial step ``step_size``,
+    default 0.5 d^(-1/3), near MALA's optimal scaling for unit-variance modes, adapted towards
     ``target_acceptance``); ``n_steps = 0`` is plain importance sampling. ``n_samples`` particles in all,
     split evenly over the modes; w_k = Z_k / sum_j Z_j.
 
@@ -125,7 +128,7 @@ def annealed_mode_weights(log_density: LogDensity, data: Tensor, mode_of: ModeOf
     _check(n_modes, n_samples, generator)
     check_int("n_steps", n_steps, minimum=0)
     check_positive("inflation", inflation)
-    check_positive("step_size", step_size)
+    step_size = 0.5 * data.shape[1] ** (-1 / 3) if step_size is None else check_positive("step_size", step_size)
     check_probability("target_acceptance", target_acceptance)
     per_mode = n_samples // n_modes
     if per_mode < 2:
@@ -152,3 +155,33 @@ def annealed_mode_weights(log_density: LogDensity, data: Tensor, mode_of: ModeOf
     jacobian = torch.eye(n_modes, dtype=weights.dtype) - weights[:, None]  # [k, j] = delta_kj - w_k
     stderr = ((jacobian**2) * var_share[None]).sum(1).sqrt()
     return ModeWeights(weights.float(), stderr.float(), min(ess), per_mode * n_modes)
+
+
+def final_mode_weights(log_density: LogDensity, proposal: Proposal, data: Tensor, mode_of: ModeOf, n_modes: int,
+                       generator: torch.Generator, *, n_snis: int, n_ais: int, ais_steps: int,
+                       inflation: float = 1.1) -> dict[str, ModeWeights]:
+    """Both estimators on one model: {"snis": flow importance sampling, "ais": per-mode annealing}."""
+    return {"snis": snis_mode_weights(log_density, proposal, mode_of, n_modes, n_snis, generator),
+            "ais": annealed_mode_weights(log_density, data, mode_of, n_modes, n_ais, generator, n_steps=ais_steps,
+                                         inflation=inflation)}
+
+
+def weights_along_training(data: Tensor, mode_of: ModeOf, n_modes: int, n_samples: int, seed: int, stream: str,
+                           inflation: float = 1.1) -> Callable:
+    """An ``evaluate`` callback for ``fit_ebm``: the mode weights of the EBM being trained (``raw_k``) and, when
+    the method reports an average of it, of the reported model (``reported_k``), by per-mode importance sampling
+    (``annealed_mode_weights`` without annealing: cheap, flow-independent). Every measurement draws the same
+    proposal points (common random numbers from ``stream``), so the curve shows the EBM's changes rather than
+    fresh Monte-Carlo noise at each point, and a resumed run measures the same numbers."""
+    def evaluate(state) -> dict[str, float]:
+        models = {"raw": state.method.log_target}
+        if state.method.model_energy is not state.energy:
+            models["reported"] = state.method.log_model
+        out = {}
+        for name, log_density in models.items():
+            generator = make_generator(seed, data.device, stream)
+            weights = annealed_mode_weights(log_density, data, mode_of, n_modes, n_samples, generator, n_steps=0,
+                                            inflation=inflation).weights
+            out.update({f"{name}_{k}": float(w) for k, w in enumerate(weights)})
+        return out
+    return evaluate
