@@ -172,7 +172,7 @@ def test_every_method_and_dimension_has_its_keys_and_a_divergence_gives_nan():
     for method in METHODS:
         for dim in chapter.DIMS:
             value = numbers[chapter.key("maxerr", method, dim)]
-            assert isinstance(value, float) and (math.isnan(value) == (method, dim) == ("ula", 16))
+            assert isinstance(value, float) and math.isnan(value) == ((method, dim) == ("ula", 16))
             for quantity in ("estimator_gap", "ess", "ais_ess", "stderr", "swing", "diverged_at"):
                 assert chapter.key(quantity, method, dim) in numbers
     assert numbers[chapter.key("diverged_at", "ula", 16)] == 2
