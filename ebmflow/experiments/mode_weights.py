@@ -229,15 +229,14 @@ def estimate_all(runs: dict[tuple[str, int], Run], config: Config) -> dict[tuple
 
 def _along(run: Run, name: str, mode: int) -> tuple[list, list]:
     """(epochs, weights of ``mode``) measured along training: the reported EBM's, or the last E_theta's."""
-    evaluations = run.history.evaluations
-    model = "reported" if name != UNSTABILISED and "reported_0" in evaluations else "raw"
-    return evaluations["epoch"], evaluations[f"{model}_{mode}"]
+    model = "reported" if name != UNSTABILISED and "reported_0" in run.history.evaluations else "raw"
+    return run.history.evaluations["epoch"], run.history.evaluations[f"{model}_{mode}"]
 
 
 def numbers(runs: dict[tuple[str, int], Run], estimates: dict, config: Config) -> dict[str, float]:
-    """Per method and d: largest error over modes by estimator (b) ``maxerr`` and (a) ``maxerr_snis``, their largest
-    gap ``estimator_gap``, (b)'s largest ``stderr``, SNIS ``ess``, smallest per-mode ``ais_ess``, ``swing`` (sd of the
-    heaviest mode's weight over the last ``window``), ``diverged_at`` (0: none); the best baseline's ``maxerr``."""
+    """Per method and d: largest error over modes by estimator (b) ``maxerr`` and (a) ``maxerr_snis``, their gap
+    ``estimator_gap``, largest standard errors ``stderr`` / ``stderr_snis``, ``ess`` / ``ais_ess``, ``swing``, sd of
+    the heaviest mode's weight over the last ``window``; ``diverged_at`` (0: none); the best baseline's ``maxerr``."""
     values, truth = {}, torch.tensor(config.mode_weights)
     for (name, dim), estimate in estimates.items():
         run, snis, ais = runs["flowmc" if name == UNSTABILISED else name, dim], estimate["snis"], estimate["ais"]
@@ -247,6 +246,7 @@ def numbers(runs: dict[tuple[str, int], Run], estimates: dict, config: Config) -
                        key("maxerr_snis", name, dim): snis.max_error(truth),
                        key("estimator_gap", name, dim): float((snis.weights - ais.weights).abs().max()),
                        key("stderr", name, dim): float(ais.stderr.max()), key("ess", name, dim): snis.ess,
+                       key("stderr_snis", name, dim): float(snis.stderr.max()),
                        key("ais_ess", name, dim): ais.ess,
                        key("swing", name, dim): float(torch.tensor(tail).std()) if len(tail) > 1 else math.nan,
                        key("diverged_at", name, dim): run.divergence.iteration if run.divergence else 0})
@@ -257,8 +257,8 @@ def numbers(runs: dict[tuple[str, int], Run], estimates: dict, config: Config) -
 
 
 def weight_table(runs: dict, estimates: dict, config: Config) -> pd.DataFrame:
-    """Largest mode-weight error per method (rows) and d (columns): estimator (b) ± its standard error and its
-    smallest per-mode ESS, estimator (a) and its ESS; "diverged (it. N)" for a diverged run."""
+    """Largest mode-weight error per method (rows) and d (columns): estimator (b) ± its largest standard error and
+    its smallest per-mode ESS | the same for estimator (a); "diverged (it. N)" for a diverged run."""
     rows, truth = {}, torch.tensor(config.mode_weights)
     for (name, dim), estimate in estimates.items():
         run = runs["flowmc" if name == UNSTABILISED else name, dim]
@@ -266,8 +266,8 @@ def weight_table(runs: dict, estimates: dict, config: Config) -> pd.DataFrame:
         rows.setdefault(label(name) if name in METHODS else "flowMC-EBM, no average (last E)", {})[f"d = {dim}"] = (
             f"diverged (it. {run.divergence.iteration})" if run.divergence else
             f"{ais.max_error(truth):.3f} ± {float(ais.stderr.max()):.3f} (ESS {ais.ess:.0f}) | "
-            f"{snis.max_error(truth):.3f} (ESS {snis.ess:.0f})")
-    return pd.DataFrame(rows).T.rename_axis("largest |weight error|: per-mode AIS ± s.e. | flow IS")
+            f"{snis.max_error(truth):.3f} ± {float(snis.stderr.max()):.3f} (ESS {snis.ess:.0f})")
+    return pd.DataFrame(rows).T.rename_axis("largest |weight error|: per-mode AIS | flow IS")
 
 
 def _curve(ax, run: Run, name: str, mode: int, **style) -> None:
