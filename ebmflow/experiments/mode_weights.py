@@ -86,10 +86,10 @@ class Config:
     mode_weights = property(lambda self: tuple(float(w) for w in self.weights.split(",")), doc="weights as floats")
 
 
-PAPER = dict(seed=0, dims="8,16,32,64", weights="0.1,0.2,0.3,0.4", max_misassignment=1e-4, n_data=50_000,
-             epochs=150, batch_size=128, n_persistent=8192, lr_ula=1e-2, lr_ntebm=1e-2, lr_coopflow=1e-3,
-             lr_flowmc=1e-3, ula_step_size=1e-3, ula_steps=512, ntebm_steps=128, coopflow_step_size=1e-4,
-             coopflow_steps=256, flowmc_schedule="G" + "L" * 8, n_particles=128, pretrain_steps=512, pretrain_lr=1e-2,
+PAPER = dict(seed=0, dims="8,16,32,64", weights="0.1,0.2,0.3,0.4", max_misassignment=1e-4, n_data=50_000, epochs=150,
+             batch_size=128, n_persistent=8192, lr_ula=1e-2, lr_ntebm=1e-2, lr_coopflow=1e-3, lr_flowmc=1e-3,
+             ula_step_size=1e-3, ula_steps=512, ntebm_steps=128, coopflow_step_size=1e-4, coopflow_steps=256,
+             flowmc_schedule=("G" + "L" * 8) * 16, n_particles=128, pretrain_steps=512, pretrain_lr=1e-2,
              ntebm_step_size=0.2, coopflow_freeze_fraction=0.04, flowmc_step_size=0.2, flowmc_ebm_average=0.95,
              flow_couplings=4, flow_hidden=0, eval_every=50, n_trajectory=1024, window=0.2, n_snis=65536,
              n_ais=8192, ais_steps=32, ais_inflation=1.1, device="cpu", stop_after=0)
@@ -125,7 +125,8 @@ CHOICES = (
     "each time), on the EBM being trained and on flowMC-EBM's average; the swing is the standard deviation of the "
     "heaviest mode's weight over the last `window` (20%) of training.",
     "cpu profile: 480 iterations (paper about 58 600), 4096 data points, 1/16 of ULA's and NT-EBM's and 1/8 of "
-    "CoopFlow's MCMC steps, flowMC schedule G + 4 L once per iteration (paper 16 x (G + 8 L)), 32 i-SIR candidates.",
+    "CoopFlow's MCMC steps, flowMC schedule G + 4 L per iteration (paper 16 x (G + 8 L), last state), 32 i-SIR "
+    "candidates.",
 )
 
 
@@ -287,8 +288,7 @@ def figure_weights(runs: dict, config: Config):
         for name in METHODS:
             _curve(axes[0, column], runs[name, dim], name, heaviest, color=color(name), label=label(name))
         _curve(axes[1, column], runs["flowmc", dim], UNSTABILISED, heaviest, color="0.6", label="no average")
-        _curve(axes[1, column], runs["flowmc", dim], "flowmc", heaviest, color=color("flowmc"),
-               label="average (default)")
+        _curve(axes[1, column], runs["flowmc", dim], "flowmc", heaviest, color=color("flowmc"), label="average")
         for row, title in enumerate(["four methods", "flowMC-EBM"]):
             axes[row, column].axhline(config.mode_weights[heaviest], color="k", ls="--", lw=1, label="truth")
             axes[row, column].set(title=f"d = {dim}: {title}", ylim=(-0.02, 1.02))
