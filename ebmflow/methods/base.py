@@ -14,10 +14,13 @@ from typing import Any, ClassVar, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from ..checks import check_positive
+from ..checks import check_generator, check_points, check_positive
 from ..samplers import Kernel, LogDensity
 
-__all__ = ["Method", "Negatives"]
+__all__ = ["Method", "Negatives", "DESCRIBE_COLUMNS"]
+
+DESCRIBE_COLUMNS = ("MCMC sampler", "# MCMC steps", "use only last step?", "starting strategy", "learning rate")
+"""The columns of the paper's hyper-parameter tables (Tables 4, 5, 7): the keys of ``Method.describe()``."""
 
 
 class Negatives(NamedTuple):
@@ -47,7 +50,10 @@ class Method(ABC):
                 reference: LogDensity | None = None) -> None:
         """Attach the EBM and the base rho; build (and pre-train) the method's own networks.
 
-        ``reference`` is an exact log-density of the data, for pre-trainings that need one (reverse KL)."""
+        ``reference`` is an exact log-density of the data, for pre-trainings that need one (reverse KL). Bad data
+        or a bad generator are refused here, before any pre-training."""
+        check_generator(generator)
+        check_points("data", data, dim=getattr(energy, "dim", None), dtype=next(energy.parameters()).dtype)
         self.energy, self.base = energy, base
 
     @property
@@ -110,8 +116,8 @@ class Method(ABC):
     # --- description and state ----------------------------------------------------------------------------
     @abstractmethod
     def describe(self) -> dict[str, Any]:
-        """One row of the paper's hyper-parameter tables (Tables 4, 5, 7): "MCMC sampler", "# MCMC steps",
-        "use only last step?", "starting strategy", "learning rate"."""
+        """One row of the paper's hyper-parameter tables (Tables 4, 5, 7), keyed by ``DESCRIBE_COLUMNS`` in that
+        order: "MCMC sampler", "# MCMC steps", "use only last step?", "starting strategy", "learning rate"."""
 
     def state_dict(self) -> dict[str, Any]:
         """Everything the method changes while training (networks, optimisers, adapted steps, counters)."""
