@@ -24,10 +24,10 @@ from .common import Run, checkpoint_for, train
 
 __all__ = ["Config", "PROFILES", "CHOICES", "ITEMS", "DIMS", "UNSTABILISED", "methods", "target", "make_data",
            "train_all", "estimate_all", "key", "numbers", "weight_table", "figure_weights"]
-
 DIMS = (8, 16, 32, 64)  # the glue keys and the claim cover these dimensions
 TABLE6_HIDDEN = {16: 32, 32: 39, 64: 51}  # Table 6; other d: 12.8 d^(1/3), the table's own trend
-UNSTABILISED = "flowmc_unstabilised"  # flowMC-EBM's last E_theta: the run without the average (paper's setting)
+BASELINES = ("ntebm", "coopflow", "ula")
+UNSTABILISED = "flowmc_unstabilised"  # model "<method>_unstabilised": that method's last E_theta, with no average
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class Config:
     flowmc_schedule: str  # L: MALA step, G: i-SIR step (flowMC-EBM)
     flowmc_step_size: float  # MALA step of flowMC-EBM
     n_particles: int  # i-SIR candidates per global step
-    flowmc_ebm_average: float  # the stabiliser: EMA decay of flowMC-EBM's EBM parameters (0: off)
+    ebm_average: float  # the stabiliser: EMA decay of every method's reported EBM parameters (0: off)
     pretrain_steps: int  # maximum-likelihood pre-training of NT-EBM's and CoopFlow's flows
     pretrain_lr: float
     flow_couplings: int  # RealNVP coupling layers
@@ -69,7 +69,7 @@ class Config:
     device: str  # "cpu", "cuda" or "auto"
     stop_after: int  # stop each training run after this many iterations (0: train fully)
 
-    NON_NEGATIVE: ClassVar[tuple[str, ...]] = ("stop_after", "flow_hidden", "flowmc_ebm_average", "ais_steps")
+    NON_NEGATIVE: ClassVar[tuple[str, ...]] = ("stop_after", "flow_hidden", "ebm_average", "ais_steps")
 
     def __post_init__(self) -> None:
         validate_schedule(self.flowmc_schedule)
@@ -78,7 +78,7 @@ class Config:
             raise InputError(f"weights must be four numbers, got {self.weights!r}")
         if not all(v.strip().isdigit() and int(v) >= 2 and int(v) % 2 == 0 for v in self.dims.split(",")):
             raise InputError(f"dims must be comma-separated even integers >= 2, got {self.dims!r}")
-        for name in ("window", "coopflow_freeze_fraction", "flowmc_ebm_average"):
+        for name in ("window", "coopflow_freeze_fraction", "ebm_average"):
             if not 0 <= getattr(self, name) < 1 + (name == "window"):
                 raise InputError(f"{name} must be a fraction, got {getattr(self, name)!r}")
 
@@ -90,7 +90,7 @@ PAPER = dict(seed=0, dims="8,16,32,64", weights="0.1,0.2,0.3,0.4", max_misassign
              batch_size=128, n_persistent=8192, lr_ula=1e-2, lr_ntebm=1e-2, lr_coopflow=1e-3, lr_flowmc=1e-3,
              ula_step_size=1e-3, ula_steps=512, ntebm_steps=128, coopflow_step_size=1e-4, coopflow_steps=256,
              flowmc_schedule=("G" + "L" * 8) * 16, n_particles=128, pretrain_steps=512, pretrain_lr=1e-2,
-             ntebm_step_size=0.2, coopflow_freeze_fraction=0.04, flowmc_step_size=0.2, flowmc_ebm_average=0.95,
+             ntebm_step_size=0.2, coopflow_freeze_fraction=0.04, flowmc_step_size=0.2, ebm_average=0.95,
              flow_couplings=4, flow_hidden=0, eval_every=50, n_trajectory=1024, window=0.2, n_snis=65536,
              n_ais=8192, ais_steps=32, ais_inflation=1.1, device="cpu", stop_after=0)
 CPU = {**PAPER, "n_data": 4096, "epochs": 15, "n_persistent": 1024, "lr_ntebm": 1e-3, "ula_steps": 32,
@@ -111,8 +111,8 @@ CHOICES = (
     "samples; ULA-EBM's chains start from rho; Adam, default betas; RealNVP sizes of Table 6 (d = 8: 26 hidden "
     "units, the table's trend 12.8 d^(1/3)). NT-EBM at lr 1e-3 below the paper profile (1e-2 diverged in d = 16 "
     "and 32 in chapter 04's measurements).",
-    "Stabiliser (the library's default for flowMC-EBM only; the baselines keep their own settings): the reported "
-    "EBM is an exponential moving average of its parameters, decay `flowmc_ebm_average` = 0.95 (about 20 "
+    "Stabiliser (the library's default for flowMC-EBM; here given to every method, so that the comparison is fair): "
+    "the reported EBM is an exponential moving average of its parameters, decay `ebm_average` = 0.95 (about 20 "
     "iterations). Training is unchanged (a test checks that `ebm_average=0`, the paper's setting, trains the "
     "identical EBM), so the run without it is the same run's last E_theta. Preferred, on d = 8 and 32 with three "
     "seeds, to a cosine decay of the EBM's rate, Adam beta1 = 0 or 0.5, and a x0.8-per-epoch decay of every rate.",
@@ -134,8 +134,6 @@ def key(quantity: str, method: str, dim: int | None = None) -> str:
     """Glue key of one number of this chapter, e.g. ``weights_flowmc_d8_maxerr`` (``weights_all_seconds``)."""
     return f"weights_{method}_{quantity}" if dim is None else f"weights_{method}_d{dim}_{quantity}"
 
-
-BASELINES = ("ntebm", "coopflow", "ula")
 
 
 def _worst_if_nan(g: dict, method: str, dim: int) -> float:
@@ -183,14 +181,15 @@ def methods(config: Config, dim: int) -> dict[str, Method]:
     iterations = config.epochs * (config.n_data // config.batch_size)
     pretrain = dict(pretrain_steps=config.pretrain_steps, pretrain_lr=config.pretrain_lr, make_flow=flow)
     return {"flowmc": FlowMCEBM(lr=config.lr_flowmc, schedule=config.flowmc_schedule, n_particles=config.n_particles,
-                                step_size=config.flowmc_step_size, ebm_average=config.flowmc_ebm_average,
+                                step_size=config.flowmc_step_size, ebm_average=config.ebm_average,
                                 make_flow=flow),
             "ntebm": NTEBM(lr=config.lr_ntebm, n_steps=config.ntebm_steps, step_size=config.ntebm_step_size,
-                           pretrain="data", **pretrain),
+                           pretrain="data", ebm_average=config.ebm_average, **pretrain),
             "coopflow": CoopFlow(lr=config.lr_coopflow, n_steps=config.coopflow_steps,
-                                 step_size=config.coopflow_step_size,
+                                 step_size=config.coopflow_step_size, ebm_average=config.ebm_average,
                                  freeze_iterations=round(config.coopflow_freeze_fraction * iterations), **pretrain),
-            "ula": ULAEBM(lr=config.lr_ula, step_size=config.ula_step_size, n_steps=config.ula_steps, init="rho")}
+            "ula": ULAEBM(lr=config.lr_ula, step_size=config.ula_step_size, n_steps=config.ula_steps, init="rho",
+                          ebm_average=config.ebm_average)}
 
 
 def train_all(config: Config) -> dict[tuple[str, int], Run]:
@@ -212,13 +211,13 @@ def train_all(config: Config) -> dict[tuple[str, int], Run]:
 
 
 def estimate_all(runs: dict[tuple[str, int], Run], config: Config) -> dict[tuple[str, int], dict[str, ModeWeights]]:
-    """Final weights of each reported EBM, and of flowMC-EBM's last E_theta under ``UNSTABILISED``: "snis" (the
+    """Final weights of each reported EBM, and of its last E_theta under ``<name>_unstabilised``: "snis" (the
     method's flow as proposal) and "ais" (flow-independent); undefined (NaN) for a diverged run."""
     out = {}
     for (name, dim), run in runs.items():
         models = {name: run.log_density}
         if run.method.model_energy is not run.energy:
-            models[UNSTABILISED] = run.method.log_target
+            models[f"{name}_unstabilised"] = run.method.log_target
         for model, log_density in models.items():
             out[model, dim] = {e: ModeWeights.undefined(4) for e in ("snis", "ais")} if run.divergence else \
                 final_mode_weights(log_density, run.method.proposal, make_data(config, dim).to(
@@ -230,8 +229,9 @@ def estimate_all(runs: dict[tuple[str, int], Run], config: Config) -> dict[tuple
 
 def _along(run: Run, name: str, mode: int) -> tuple[list, list]:
     """(epochs, weights of ``mode``) measured along training: the reported EBM's, or the last E_theta's."""
-    model = "reported" if name != UNSTABILISED and "reported_0" in run.history.evaluations else "raw"
-    return run.history.evaluations["epoch"], run.history.evaluations[f"{model}_{mode}"]
+    evaluations = run.history.evaluations
+    model = "reported" if not name.endswith("_unstabilised") and "reported_0" in evaluations else "raw"
+    return evaluations["epoch"], evaluations[f"{model}_{mode}"]
 
 
 def numbers(runs: dict[tuple[str, int], Run], estimates: dict, config: Config) -> dict[str, float]:
@@ -240,7 +240,7 @@ def numbers(runs: dict[tuple[str, int], Run], estimates: dict, config: Config) -
     the heaviest mode's weight over the last ``window``; ``diverged_at`` (0: none); the best baseline's ``maxerr``."""
     values, truth = {}, torch.tensor(config.mode_weights)
     for (name, dim), estimate in estimates.items():
-        run, snis, ais = runs["flowmc" if name == UNSTABILISED else name, dim], estimate["snis"], estimate["ais"]
+        run, snis, ais = runs[name.removesuffix("_unstabilised"), dim], estimate["snis"], estimate["ais"]
         epochs, heaviest = _along(run, name, int(truth.argmax()))
         tail = [w for w, e in zip(heaviest, epochs) if e >= (1 - config.window) * config.epochs]
         values.update({key("maxerr", name, dim): ais.max_error(truth),
@@ -262,9 +262,10 @@ def weight_table(runs: dict, estimates: dict, config: Config) -> pd.DataFrame:
     its smallest per-mode ESS | the same for estimator (a); "diverged (it. N)" for a diverged run."""
     rows, truth = {}, torch.tensor(config.mode_weights)
     for (name, dim), estimate in estimates.items():
-        run = runs["flowmc" if name == UNSTABILISED else name, dim]
+        run = runs[name.removesuffix("_unstabilised"), dim]
         snis, ais = estimate["snis"], estimate["ais"]
-        rows.setdefault(label(name) if name in METHODS else "flowMC-EBM, no average (last E)", {})[f"d = {dim}"] = (
+        name_label = label(name) if name in METHODS else label(name.removesuffix("_unstabilised")) + ", last E"
+        rows.setdefault(name_label, {})[f"d = {dim}"] = (
             f"diverged (it. {run.divergence.iteration})" if run.divergence else
             f"{ais.max_error(truth):.3f} ± {float(ais.stderr.max()):.3f} (ESS {ais.ess:.0f}) | "
             f"{snis.max_error(truth):.3f} ± {float(snis.stderr.max()):.3f} (ESS {snis.ess:.0f})")

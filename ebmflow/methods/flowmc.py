@@ -8,9 +8,8 @@ from typing import Any, Callable, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from ..checks import InputError, check_int, check_non_negative, check_positive
+from ..checks import InputError, check_int, check_positive
 from ..models import Flow, RealNVP, maximum_likelihood_step
 from ..samplers import Kernel, LogDensity, flowmc, imh, isir, mala, run_chains, validate_schedule
 from .base import Method, Negatives
@@ -48,7 +47,6 @@ class FlowMCEBM(Method):
     ebm_average: float = 0.95
     flow: Flow | None = field(default=None, init=False, repr=False)
     optimizer: torch.optim.Optimizer | None = field(default=None, init=False, repr=False)
-    averaged: AveragedModel | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -62,22 +60,16 @@ class FlowMCEBM(Method):
         if len(self.schedule) % self.keep:
             raise InputError(f"flowMC-EBM keep ({self.keep}) must divide the schedule length "
                              f"({len(self.schedule)} steps)")
-        if check_non_negative("flowMC-EBM ebm_average", self.ebm_average) >= 1:
-            raise InputError(f"flowMC-EBM ebm_average must be in [0, 1) (0: no average), got {self.ebm_average!r}")
 
     def prepare(self, energy: nn.Module, base: nn.Module, data: Tensor, generator: torch.Generator,
                 reference: LogDensity | None = None) -> None:
         super().prepare(energy, base, data, generator, reference)
         self.flow = self.make_flow(base, generator=generator).to(data.device)
         self.optimizer = torch.optim.Adam(self.flow.parameters(), lr=self.lr)
-        self.averaged = None
-        if self.ebm_average:
-            self.averaged = AveragedModel(energy, multi_avg_fn=get_ema_multi_avg_fn(self.ebm_average))
-            self.averaged.requires_grad_(False)
 
     @property
-    def model_energy(self) -> nn.Module:
-        return self.energy if self.averaged is None else self.averaged
+    def proposal(self) -> nn.Module:
+        return self.flow
 
     @property
     def optimizers(self) -> list[torch.optim.Optimizer]:
@@ -105,8 +97,6 @@ class FlowMCEBM(Method):
                                                 "global_acceptance": info.global_acceptance})
 
     def update(self, negatives: Tensor) -> dict[str, Tensor]:
-        if self.averaged is not None:
-            self.averaged.update_parameters(self.energy)
         return {"flow_nll": maximum_likelihood_step(self.flow, self.optimizer, negatives)}
 
     def describe(self) -> dict[str, Any]:
@@ -119,14 +109,11 @@ class FlowMCEBM(Method):
                 "learning rate": self.lr}
 
     def state_dict(self) -> dict[str, Any]:
-        averaged = {} if self.averaged is None else {"averaged": self.averaged.state_dict()}
-        return {"flow": self.flow.state_dict(), "optimizer": self.optimizer.state_dict(), **averaged}
+        return {"flow": self.flow.state_dict(), "optimizer": self.optimizer.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.flow.load_state_dict(state["flow"])
         self.optimizer.load_state_dict(state["optimizer"])
-        if self.averaged is not None and "averaged" in state:
-            self.averaged.load_state_dict(state["averaged"])
 
 
 def _compact(schedule: str) -> str:
