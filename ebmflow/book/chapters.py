@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..experiments import motivating
+from ..experiments import class_weights, images, motivating
 from .claims import PaperItem
 from .config import parameters_cell, resolve_config
 
@@ -61,6 +61,8 @@ CHAPTERS: dict[str, Chapter] = {c.name: c for c in [
     Chapter("01_motivating_example", "Figure 1: mode weights on a 2:1 mixture", motivating),
     # PORTING: 02_toy_benchmarks (toy_benchmarks), 03_extended_example (extended), 04_high_dim_mixture (high_dim),
     # 05_images (images) are added back here as their experiment modules are ported.
+    Chapter("05_images", "Figures 7 and 8: flowMC-EBM on images", images),
+    Chapter("06_class_weights", "Class weights on imbalanced digits (beyond the paper)", class_weights),
     Chapter("intro", "Introduction, map of the paper, runtimes", _Summary, summary=True),
     Chapter("99_report", "Reproduction report", _Summary, summary=True),
 ]}
