@@ -46,8 +46,8 @@ class ImbalancedDigits:
         return self.pca.encode(Dequantize(self.digits.levels, self.digits.image_shape).centres(self.subset.flatten(1)))
 
     def images(self, generator: torch.Generator) -> Tensor:
-        """The training images, dequantised with fresh noise and encoded (n, k)."""
-        return self.pca.dequantizer(self.digits.levels)(self.centres(), generator)
+        """The training images, dequantised with fresh noise and encoded (n, k), on the generator's device."""
+        return self.pca.dequantizer(self.digits.levels)(self.centres().to(generator.device), generator)
 
     def labeller(self, z: Tensor) -> Tensor:
         """Labels (or REJECTED) of encoded samples, read off their decoded images."""

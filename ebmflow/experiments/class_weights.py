@@ -120,7 +120,7 @@ CHOICES = (
     "error), the shares, the rejected share, R-hat, class switches per step (a label differing from the chain's "
     "last non-rejected one). Separately: the training chains' mix every `mix_every` iterations, its drift (largest "
     "change of a share between the last two quarters) and own-sampler switches per iteration (`own_iterations`).",
-    "cpu profile (about 2 minutes per seed, one CPU thread): 16 components, 800 epochs (2400 iterations), ULA-EBM "
+    "cpu profile (about 2.3 minutes per seed, one CPU thread): 16 components, 800 epochs (2400 iterations), ULA-EBM "
     "30 steps of 3e-3 (10 of 1e-2 diverged), flowMC-EBM G + 8 L with 16 candidates; common sampler 64 chains, 50 "
     "adaptation steps, then at most 800 steps of G + 4 L with 32 candidates. One seed per notebook (seeds 0-4).",
 )
@@ -183,7 +183,7 @@ def measure(run: Run, config: Config, study: ImbalancedDigits) -> Measurement | 
         return None
     device = resolve_device(config.device)
     generator = make_generator(config.seed, device, f"{run.name}/measure")
-    images_, base = study.images(generator).to(device), DiagonalGaussian(config.n_components).to(device)
+    images_, base = study.images(generator), DiagonalGaussian(config.n_components).to(device)
     flow = RealNVP(base, config.flow_couplings, config.flow_hidden, generator=generator).to(device)
     adapt = refit(flow, torch.cat([run.bank_positions(), images_]), n_steps=config.refit_steps,
                   adapt_steps=config.adapt_steps, generator=generator)

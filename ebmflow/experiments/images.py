@@ -249,6 +249,8 @@ def figure8(samples: Tensor, shape: tuple[int, int, int], run: Run, rows: int = 
         width = max(1, min(window, len(values)))
         smooth = np.convolve(values, np.ones(width) / width, mode="valid")
         bottom.plot(np.arange(width, len(values) + 1), smooth, line, color=color("flowmc"), label=text)
+        if run.divergence is not None and len(smooth):  # a diverged run ends at an x
+            bottom.plot(len(values), smooth[-1], "x", ms=9, mew=2, color=color("flowmc"))
     bottom.axhspan(*PAPER_ACCEPTANCE, color="0.85", label="paper, CIFAR-10 (global)")
     bottom.set(xlabel="iteration", ylabel="acceptance", ylim=(0, 1), title=f"(b) {label('flowmc')} acceptance")
     bottom.legend(fontsize="small", ncols=3)
