@@ -148,7 +148,8 @@ def test_chapter_06_end_to_end_at_the_smoke_profile():
     measured = {n: cw.measure(r, config, study) for n, r in runs.items()}
     own = {n: cw.own_switches(r, config, study) for n, r in runs.items()}
     numbers = cw.numbers(runs, measured, own, study)
-    assert set(cw.verdicts(numbers)) == {"cw_verdict", "cw_converged_text_flowmc", "cw_converged_text_ula"}
+    assert set(cw.verdicts(numbers)) == {"cw_verdict", "cw_truth_text", "cw_converged_text_flowmc",
+                                         "cw_converged_text_ula"}
     for name in ("flowmc", "ula"):
         for quantity in ("maxerr", "rejected", "rhat", "switches", "steps", "converged", "own_switches",
                          "train_maxerr", "train_drift", "p0", "train_p7"):

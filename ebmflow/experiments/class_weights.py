@@ -144,8 +144,7 @@ def parse_classes(config) -> tuple[tuple[int, ...], tuple[float, ...]]:  # from 
                          f"{config.proportions!r}") from None
 
 
-def methods(config: Config) -> dict[str, Method]:
-    """flowMC-EBM and ULA-EBM at the same learning rate (chains of both start from rho)."""
+def methods(config: Config) -> dict[str, Method]:  # the same learning rate; the chains of both start from rho
     flow = partial(RealNVP, n_couplings=config.flow_couplings, hidden=config.flow_hidden)
     return {"flowmc": FlowMCEBM(lr=config.lr, schedule=config.flowmc_schedule, step_size=config.flowmc_step_size,
                                 n_particles=config.n_particles, make_flow=flow),
@@ -241,8 +240,9 @@ def numbers(runs: dict[str, Run], measured: dict[str, Measurement | None], own: 
 
 def verdicts(numbers: Mapping[str, float]) -> dict[str, str]:
     """The words the chapter glues beside its numbers, decided from the same numbers."""
-    diff = numbers[key("maxerr_diff")]
-    return {key("verdict"): "not comparable with" if math.isnan(diff) else "smaller than" if diff < 0 else
+    diff, prefix = numbers[key("maxerr_diff")], key("truth_p")
+    return {key("truth_text"): ", ".join(f"digit {k[len(prefix):]} {v:.2f}" for k, v in numbers.items() if prefix in k),
+            key("verdict"): "not comparable with" if math.isnan(diff) else "smaller than" if diff < 0 else
             "not smaller than", **{key("converged_text", m): "below the target: this mix no longer depends on where "
             "the chains started" if numbers[key("converged", m)] == 1 else "not below the target when the step "
             "budget ended (or the run diverged): this mix still depends on the starts" for m in ("flowmc", "ula")}}
