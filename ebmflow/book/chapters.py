@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..experiments import extended, high_dim, motivating, ratio_sweep, toy_benchmarks, your_data
+from ..experiments import (class_weights, extended, high_dim, images, mode_weights, motivating, ratio_sweep,
+                           toy_benchmarks, your_data)
 from .claims import PaperItem
 from .config import parameters_cell, resolve_config
 
 __all__ = ["SummaryConfig", "Chapter", "CHAPTERS", "BOOK_DIR", "get_chapter", "chapter_config", "choices_markdown",
-           "paper_items",
-           "sync_parameters_cells"]
+           "paper_items", "sync_parameters_cells"]
 
 BOOK_DIR = Path(__file__).resolve().parent.parent.parent / "book"
 
@@ -62,7 +62,9 @@ CHAPTERS: dict[str, Chapter] = {c.name: c for c in [
     Chapter("02_toy_benchmarks", "Figure 2, Tables 1 and 5: 8 Gaussians and Rings, four methods", toy_benchmarks),
     Chapter("03_extended_example", "Figures 3-5, Tables 3 and 4: relative weights of four modes", extended),
     Chapter("04_high_dim_mixture", "Table 2 and Figure 6: R-hat on a 4-mode mixture in 16-64 dimensions", high_dim),
-    # PORTING: 05_images (images) is added back here when its experiment module is ported.
+    Chapter("05_images", "Figures 7 and 8: flowMC-EBM on images", images),
+    Chapter("06_class_weights", "Beyond the paper: class weights on imbalanced digits", class_weights),
+    Chapter("07_mode_weights", "Beyond the paper: mode weights in d = 8-64", mode_weights),
     Chapter("08_your_data", "Beyond the paper: the four methods on your own data file", your_data),
     Chapter("09_ratio_sweep", "Beyond the paper: Figure 1's ratio from 1:1 to 19:1 (a sweep of chapter 01)", ratio_sweep,
             summary=True),

@@ -51,8 +51,9 @@ class Run:
 
     @property
     def log_density(self) -> LogDensity:
-        """Unnormalised log p_theta = -E_theta + log tilt."""
-        return self.method.log_target
+        """Unnormalised log p_theta = -E_theta + log tilt of the reported model (``Method.model_energy``: the
+        parameter average where the method keeps one; the chains of ``continue_chains`` follow the last E_theta)."""
+        return self.method.log_model
 
     @property
     def device(self) -> torch.device:
@@ -138,8 +139,9 @@ def plot_along_training(ax: Any, run: Run, x: str, y: str, fmt: str = "-", **sty
 
 def target_note(this_run: str, paper: str | None) -> str:
     """The sentence a chapter shows under its configuration: this run's target and, when it is not the paper's
-    (``paper`` describes the paper's; None: this run's is the paper's), that the paper did not run it."""
-    if paper is None:
+    (``paper`` describes the paper's; None or the same text: this run's is the paper's), that the paper did not run
+    it."""
+    if paper is None or paper == this_run:
         return f"This run's target: {this_run}, the paper's."
     return (f"This run's target: {this_run}. **The paper did not run this target** (its own: {paper}): the paper's "
             f"numbers quoted below are for its target, not for this one.")
