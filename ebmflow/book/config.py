@@ -45,7 +45,7 @@ def format_value(value: Any) -> str:
     """A parameter's value as it is written with ``-p NAME=VALUE`` (lists comma-separated)."""
     if isinstance(value, tuple):
         return ",".join(format(v, ".6g") if isinstance(v, float) else str(v) for v in value)
-    return str(value)
+    return '""' if value == "" else str(value)
 
 
 def _split_list(text: str, element: type) -> list[Any]:
