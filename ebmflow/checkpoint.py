@@ -43,6 +43,14 @@ class Checkpoint:
     _last_save: float = field(default_factory=time.monotonic, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.fingerprint, dict):
+            raise InputError(f"Checkpoint fingerprint must be a dict, got {type(self.fingerprint).__name__}")
+        if self.every_iterations is not None and (not isinstance(self.every_iterations, int)
+                                                  or isinstance(self.every_iterations, bool) or self.every_iterations < 1):
+            raise InputError(f"Checkpoint every_iterations must be an integer >= 1 or None, got {self.every_iterations!r}")
+        if self.every_seconds is not None and (not isinstance(self.every_seconds, (int, float))
+                                               or isinstance(self.every_seconds, bool) or not self.every_seconds >= 0):
+            raise InputError(f"Checkpoint every_seconds must be a number >= 0 or None, got {self.every_seconds!r}")
         self.path = Path(self.path)
         self.fingerprint = {**self.fingerprint, "ebmflow_version": __version__}
 

@@ -47,8 +47,10 @@ def check_seed(value: Any, name: str = "seed") -> int:
 
 def check_choice(name: str, value: Any, choices: Any) -> Any:
     """One of ``choices``."""
-    if value not in tuple(choices):
-        raise InputError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    choices = tuple(choices)
+    if value not in choices:
+        accepted = " or ".join(map(repr, choices)) if len(choices) == 2 else f"one of {', '.join(map(repr, choices))}"
+        raise InputError(f"{name} must be {accepted}, got {value!r}")
     return value
 
 

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from ..checks import check_generator, check_points, check_positive
+from ..checks import InputError, check_density, check_dims_agree, check_generator, check_points, check_positive
 from ..samplers import Kernel, LogDensity
 
 __all__ = ["Method", "Negatives", "DESCRIBE_COLUMNS"]
@@ -53,7 +53,14 @@ class Method(ABC):
         ``reference`` is an exact log-density of the data, for pre-trainings that need one (reverse KL). Bad data
         or a bad generator are refused here, before any pre-training."""
         check_generator(generator)
-        check_points("data", data, dim=getattr(energy, "dim", None), dtype=next(energy.parameters()).dtype)
+        if not isinstance(energy, nn.Module) or not any(True for _ in energy.parameters()):
+            raise InputError(f"energy must be a torch module with parameters (e.g. ToyEnergy), got "
+                             f"{type(energy).__name__}")
+        check_density("base", base)
+        dim = check_dims_agree(energy=getattr(energy, "dim", None), base=getattr(base, "dim", None))
+        check_points("data", data, dim=dim, dtype=next(energy.parameters()).dtype)
+        if reference is not None and not callable(reference):
+            raise InputError(f"reference must be a log-density function or None, got {type(reference).__name__}")
         self.energy, self.base = energy, base
 
     @property

@@ -38,6 +38,10 @@ class FlowMCInfo:
 def flowmc(schedule: str, local: Kernel, global_: Kernel, *, record: bool = False) -> Kernel:
     """The composition: ``local`` for each 'L', ``global_`` for each 'G'; ``record`` keeps every sub-step."""
     validate_schedule(schedule)
+    for name, kernel in (("local", local), ("global_", global_)):
+        if not isinstance(kernel, Kernel):
+            raise InputError(f"flowMC {name} must be a Kernel (e.g. mala(...) for local, isir(...) for global_), got "
+                             f"{type(kernel).__name__}")
 
     def step(state: ChainState, generator: torch.Generator) -> tuple[ChainState, FlowMCInfo]:
         accepted: dict[str, list[Tensor]] = {"L": [], "G": []}
