@@ -247,6 +247,8 @@ def fit_ebm(data: Tensor, energy: nn.Module, method: Method, *, epochs: int, bat
         try:
             energy.load_state_dict(saved["energy"])
             method.load_state_dict(saved["method"])
+            if method.averaged is not None:
+                method.averaged.load_state_dict(saved["average"])
             optimizer.load_state_dict(saved["optimizer"])
             for scheduler, state in zip(schedulers, saved["schedulers"], strict=True):
                 scheduler.load_state_dict(state)
@@ -277,7 +279,8 @@ def fit_ebm(data: Tensor, energy: nn.Module, method: Method, *, epochs: int, bat
             checkpoint.save({"energy": energy.state_dict(), "method": method.state_dict(),
                              "optimizer": optimizer.state_dict(), "schedulers": [s.state_dict() for s in schedulers],
                              "generator": generator.get_state(), "history": history.as_dict(), "order": order,
-                             "bank": bank, "last_chains": last_chains})
+                             "bank": bank, "last_chains": last_chains,
+                             "average": method.averaged.state_dict() if method.averaged is not None else None})
 
     if history.iterations == 0:
         record_evaluation()
@@ -313,6 +316,7 @@ def fit_ebm(data: Tensor, energy: nn.Module, method: Method, *, epochs: int, bat
         else:
             loss.backward()
         optimizer.step()
+        method.after_ebm_step()
         update_stats = method.update(negatives)
         with warnings.catch_warnings():  # a frozen network's optimizer (CoopFlow) is not stepped: its lr still decays
             warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..experiments import extended, high_dim, motivating, toy_benchmarks
+from ..experiments import extended, high_dim, mode_weights, motivating, toy_benchmarks
 from .claims import PaperItem
 from .config import ConfigError, check_namespace, parameters_cell, resolve_config
 
@@ -76,6 +76,7 @@ CHAPTERS: dict[str, Chapter] = {c.name: c for c in [
     Chapter("03_extended_example", "Figures 3-5, Tables 3 and 4: relative weights of four modes", extended),
     Chapter("04_high_dim_mixture", "Table 2 and Figure 6: R-hat on a 4-mode mixture in 16-64 dimensions", high_dim),
     # PORTING: 05_images (images) is added back here when its experiment module is ported.
+    Chapter("07_mode_weights", "Beyond the paper: mode weights in d = 8-64", mode_weights),
     Chapter("intro", "Introduction, map of the paper, runtimes", _Summary, summary=True),
     Chapter("99_report", "Reproduction report", _Summary, summary=True),
 ]}

@@ -167,7 +167,8 @@ def make_methods(config: BenchmarkConfig, name: str, *, ntebm_pretrain: str = "d
                     pretrain_batch=config.batch_size, make_flow=flow)
     built = {
         "flowmc": FlowMCEBM(lr=config.lr_flowmc, schedule=config.flowmc_schedule, step_size=config.flowmc_step_size,
-                            n_particles=config.n_particles, keep=config.flowmc_keep, make_flow=flow),
+                            n_particles=config.n_particles, keep=config.flowmc_keep, make_flow=flow,
+                            ebm_average=0.0),  # the paper reports the last E_theta
         "ntebm": NTEBM(lr=config.lr_ntebm, n_steps=config.ntebm_steps, step_size=config.ntebm_step_size,
                        pretrain=ntebm_pretrain, **pretrain),
         "coopflow": CoopFlow(lr=config.lr_coopflow, n_steps=coopflow_steps or config.coopflow_steps,

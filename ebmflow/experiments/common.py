@@ -63,8 +63,9 @@ class Run:
 
     @property
     def log_density(self) -> LogDensity:
-        """Unnormalised log p_theta = -E_theta + log tilt."""
-        return self.method.log_target
+        """Unnormalised log p_theta = -E_theta + log tilt of the reported model (``Method.model_energy``: the
+        parameter average where the method keeps one; the chains of ``continue_chains`` follow the last E_theta)."""
+        return self.method.log_model
 
     @property
     def device(self) -> torch.device:

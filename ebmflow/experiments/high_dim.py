@@ -153,7 +153,8 @@ def methods(config: Config, dim: int) -> dict[str, Method]:
                     pretrain_batch=config.pretrain_batch, make_flow=flow)
     schedule = ("G" + "L" * config.flowmc_local_steps) * config.flowmc_steps
     return {"flowmc": FlowMCEBM(lr=config.lr_flowmc, schedule=schedule, step_size=config.flowmc_step_size,
-                                n_particles=config.n_particles, keep=config.flowmc_steps, make_flow=flow),
+                                n_particles=config.n_particles, keep=config.flowmc_steps, make_flow=flow,
+                                ebm_average=0.0),  # the paper reports the last E_theta
             "ntebm": NTEBM(lr=config.lr_ntebm, n_steps=config.ntebm_steps, step_size=config.ntebm_step_size,
                            **pretrain),
             "coopflow": CoopFlow(lr=config.lr_coopflow, n_steps=config.coopflow_steps,

@@ -101,7 +101,8 @@ def methods(config: Config) -> dict[str, Method]:
                                            generator=generator)
     return {"ula": ULAEBM(lr=config.lr, step_size=config.step_size, n_steps=config.ula_steps, box=config.grid_limit),
             "flowmc": FlowMCEBM(lr=config.lr, schedule=config.flowmc_schedule, step_size=config.step_size,
-                                n_particles=config.n_particles, make_flow=flow)}
+                                n_particles=config.n_particles, make_flow=flow,
+                                ebm_average=0.0)}  # the paper reports the last E_theta
 
 
 def make_data(config: Config) -> Tensor:
