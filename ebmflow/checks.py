@@ -11,7 +11,7 @@ from torch import Tensor
 __all__ = ["InputError", "MAX_SEED", "check_positive", "check_non_negative", "check_probability", "check_int",
            "check_number", "check_seed", "check_choice", "check_callable", "check_density", "check_dims_agree",
            "check_finite_parameters", "check_image_shape", "check_generator", "check_finite_tensor", "check_points",
-           "check_weights"]
+           "check_weights", "check_kernel", "check_chain_start", "check_bounds"]
 
 MAX_SEED = 2**62  # seeds are hashed with a stream name into torch's seed range; < 2**62 keeps them exact
 
@@ -168,3 +168,32 @@ def check_weights(name: str, weights: Any) -> tuple[float, ...]:
         raise InputError(f"{name} must be at least two positive numbers summing to 1 (within 1e-6), got "
                          f"{weights!r}{total}")
     return values
+
+
+def check_kernel(name: str, value: Any) -> Any:
+    """A sampler Kernel (from ``ebmflow.samplers``: mala, ula, imh, isir, flowmc)."""
+    from .samplers.base import Kernel  # the samplers import this module
+
+    if not isinstance(value, Kernel):
+        raise InputError(f"{name} must be a Kernel (from mala, ula, imh, isir or flowmc), got {type(value).__name__}")
+    return value
+
+
+def check_chain_start(start: Any, name: str = "start") -> Any:
+    """Chain positions (n, ...) with n >= 1, or a ChainState holding them."""
+    from .samplers.base import ChainState
+
+    position = start.position if isinstance(start, ChainState) else start
+    if not isinstance(position, Tensor) or position.dim() < 2 or len(position) == 0:
+        raise InputError(f"{name} must be chain positions (n, d) with n >= 1 or a ChainState, got "
+                         f"{tuple(position.shape) if isinstance(position, Tensor) else type(start).__name__}")
+    return start
+
+
+def check_bounds(name: str, bounds: Any) -> Any:
+    """None or (low, high): two finite numbers with low < high."""
+    if bounds is not None and not (isinstance(bounds, (tuple, list)) and len(bounds) == 2
+                                   and all(_is_number(b) and math.isfinite(b) for b in bounds)
+                                   and bounds[0] < bounds[1]):
+        raise InputError(f"{name} must be (low, high), two finite numbers with low < high, got {bounds!r}")
+    return bounds

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..checks import InputError, check_choice, check_generator, check_image_shape, check_int
+from ..checks import (InputError, check_choice, check_generator, check_image_shape, check_int, check_probability,
+                      check_weights)
 
 __all__ = ["CIFAR10_FILES", "ImageData", "ImageDataError", "Dequantize", "imbalanced_subset", "load_cifar10",
            "load_digits", "load_images", "read_cifar10_batch"]
@@ -24,7 +25,7 @@ CIFAR10_SOURCE = ("download cifar-10-python.tar.gz again from https://www.cs.tor
                   "(md5 c58f30108f718f92721af3b95e74349a) and extract it")
 
 
-class ImageDataError(FileNotFoundError, InputError):
+class ImageDataError(InputError, FileNotFoundError):
     """A data set that is not on this machine, or a damaged file of it (nothing is ever downloaded)."""
 
 
@@ -60,10 +61,14 @@ class Dequantize:
     def __call__(self, batch: Tensor, generator: torch.Generator) -> Tensor:
         images = batch.float().view(-1, *self.image_shape)
         if self.flips:
-            flip = torch.rand(len(images), generator=generator) < 0.5
+            flip = torch.rand(len(images), generator=generator, device=images.device) < 0.5
             images = torch.where(flip[:, None, None, None], images.flip(-1), images)
-        noise = torch.rand(images.shape, generator=generator)
+        noise = torch.rand(images.shape, generator=generator, device=images.device)
         return (2 * (images + noise) / self.levels - 1).view(batch.shape)
+
+    def centres(self, batch: Tensor) -> Tensor:
+        """The centre of each level's cell, 2 (v + 1/2) / L - 1: the noiseless pixels (what the noise averages to)."""
+        return 2 * (batch.float() + 0.5) / self.levels - 1
 
 
 def load_cifar10(root: str | Path) -> ImageData:
@@ -133,8 +138,7 @@ def load_digits(test_fraction: float, generator: torch.Generator) -> ImageData:
     No flips: a mirrored digit is not a digit."""
     from sklearn.datasets import load_digits as sklearn_digits
 
-    if not isinstance(test_fraction, (int, float)) or isinstance(test_fraction, bool) or not 0 < test_fraction < 1:
-        raise InputError(f"test_fraction must be a number in (0, 1), got {test_fraction!r}")
+    check_probability("test_fraction", test_fraction)
     check_generator(generator)
     bunch = sklearn_digits()
     images = torch.from_numpy(bunch.images.astype(np.uint8)).unsqueeze(1)
@@ -164,9 +168,10 @@ def imbalanced_subset(images: Tensor, labels: Tensor, classes: tuple[int, ...], 
         raise InputError(f"images and labels must be tensors of the same length, got "
                          f"{getattr(images, 'shape', type(images).__name__)} and "
                          f"{getattr(labels, 'shape', type(labels).__name__)}")
-    if len(classes) != len(proportions) or abs(sum(proportions) - 1) > 1e-6 or min(proportions) <= 0:
-        raise InputError(f"need one positive proportion per class summing to 1, got classes {classes} and "
-                         f"proportions {proportions}")
+    check_weights("proportions", proportions)
+    if len(classes) != len(proportions) or len(set(classes)) != len(classes):
+        raise InputError(f"need one proportion per distinct class, got classes {classes} and proportions "
+                         f"{proportions}")
     available = [int((labels == c).sum()) for c in classes]
     missing = [c for c, n in zip(classes, available) if n == 0]
     if missing:

@@ -12,7 +12,7 @@ from typing import Any, Callable, NamedTuple, Protocol
 import torch
 from torch import Tensor
 
-from ..checks import InputError, check_generator, check_int
+from ..checks import check_chain_start, check_generator, check_int, check_kernel
 
 __all__ = ["LogDensity", "Proposal", "ChainState", "AcceptInfo", "Kernel", "init_state", "metropolis_accept",
            "where_rows", "run_chains"]
@@ -78,24 +78,14 @@ def where_rows(mask: Tensor, new: Tensor, old: Tensor) -> Tensor:
     return torch.where(mask.view(-1, *[1] * (new.dim() - 1)), new, old)
 
 
-def _start_rows(start: Tensor | ChainState) -> int:
-    position = start.position if isinstance(start, ChainState) else start
-    return len(position) if position.dim() >= 2 else 0
-
-
 def run_chains(kernel: Kernel, start: Tensor | ChainState, n_steps: int, generator: torch.Generator, *,
                record: bool = False) -> tuple[ChainState, Tensor | None, list]:
     """The one loop: ``n_steps`` steps of ``kernel`` from ``start`` (positions or a state).
 
     Returns the final state, the positions after every step (n_steps, n, d) when ``record`` (else None), and
     the infos of the steps."""
-    if not isinstance(kernel, Kernel):
-        raise InputError(f"kernel must be a Kernel (from mala, ula, imh, isir or flowmc), got {type(kernel).__name__}")
-    check_int("n_steps", n_steps, minimum=0)
-    check_generator(generator)
-    if not isinstance(start, (Tensor, ChainState)) or _start_rows(start) == 0:
-        raise InputError(f"start must be chain positions (n, d) with n >= 1 or a ChainState, got "
-                         f"{tuple(start.shape) if isinstance(start, Tensor) else type(start).__name__}")
+    check_kernel("kernel", kernel), check_int("n_steps", n_steps, minimum=0), check_generator(generator)
+    check_chain_start(start)
     state = kernel.init(start) if isinstance(start, Tensor) else start
     positions, infos = [], []
     for _ in range(n_steps):

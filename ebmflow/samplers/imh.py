@@ -33,6 +33,7 @@ def imh(log_density: LogDensity, proposal: Proposal) -> Kernel:
             position=where_rows(accepted, candidate_state.position, state.position),
             log_density=torch.where(accepted, candidate_state.log_density, state.log_density),
             grad=where_rows(accepted, candidate_state.grad, state.grad),
+            step_size=state.step_size,  # an adapted local step survives the global move
         )
         return new_state, AcceptInfo(is_accepted=accepted)
 

@@ -40,6 +40,8 @@ def isir(log_density: LogDensity, proposal: Proposal, n_particles: int) -> Kerne
         accepted = choice > 0
         candidates = torch.cat([state.position[:, None], fresh.view(n, n_particles - 1, *event_shape)], dim=1)
         selected = candidates[torch.arange(n, device=choice.device), choice]
-        return init_state(selected, log_density), AcceptInfo(is_accepted=accepted)
+        new_state = init_state(selected, log_density)
+        new_state.step_size = state.step_size  # an adapted local step survives the global move
+        return new_state, AcceptInfo(is_accepted=accepted)
 
     return Kernel(init, step)
