@@ -210,10 +210,6 @@ def test_bad_kernel_arguments_are_explained(builder, message):
         builder()
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "sampler bug: imh and isir build their new ChainState without the state's step_size (and ula through "
-    "init_state), so flowMC with an adapted MALA local kernel crashes at the first local step after a global "
-    "move ('NoneType' * Tensor); every kernel should carry state.step_size through"))
 @pytest.mark.parametrize("global_move", ["isir", "imh"])
 def test_flowmc_carries_the_adapted_mala_step_across_global_moves(global_move):
     local = mala(gaussian_log_density, 0.1, target_acceptance=0.75)
