@@ -18,7 +18,7 @@ from ..checks import (InputError, check_choice, check_generator, check_image_sha
                       check_weights)
 
 __all__ = ["CIFAR10_FILES", "ImageData", "ImageDataError", "Dequantize", "imbalanced_subset", "load_cifar10",
-           "load_digits", "load_images", "read_cifar10_batch"]
+           "load_digits", "load_images", "read_cifar10_batch", "cifar10_folder"]
 
 CIFAR10_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
 CIFAR10_SOURCE = ("download cifar-10-python.tar.gz again from https://www.cs.toronto.edu/~kriz/cifar.html "
@@ -71,9 +71,9 @@ class Dequantize:
         return 2 * (batch.float() + 0.5) / self.levels - 1
 
 
-def load_cifar10(root: str | Path) -> ImageData:
-    """CIFAR-10 from the standard python pickles ``ROOT/cifar-10-batches-py/{data_batch_1..5,test_batch}``
-    (or directly under ROOT). Raises ImageDataError naming the missing files; never downloads."""
+def cifar10_folder(root: str | Path) -> Path:
+    """The folder holding the six CIFAR-10 python batches, ``ROOT/cifar-10-batches-py`` or ``ROOT`` itself; raises
+    ImageDataError naming the missing files (a cheap check, run before any work)."""
     if not isinstance(root, (str, Path)):
         raise ImageDataError(f"data_root must be a folder path (str or Path), got {type(root).__name__} {root!r}")
     root = Path(root).expanduser()
@@ -82,8 +82,15 @@ def load_cifar10(root: str | Path) -> ImageData:
     if missing:
         raise ImageDataError(
             f"CIFAR-10 not found: expected the files {', '.join(CIFAR10_FILES)} of the python version "
-            f"(cifar-10-python.tar.gz, extracted) in {root / 'cifar-10-batches-py'} or {root}; missing: "
+            f"(cifar-10-python.tar.gz, extracted) in {root / 'cifar-10-batches-py'} or {root} (data_root); missing: "
             f"{', '.join(missing)}. Nothing is downloaded: put a local copy there, or use dataset='digits'.")
+    return folder
+
+
+def load_cifar10(root: str | Path) -> ImageData:
+    """CIFAR-10 from the standard python pickles ``ROOT/cifar-10-batches-py/{data_batch_1..5,test_batch}``
+    (or directly under ROOT). Raises ImageDataError naming the missing files; never downloads."""
+    folder = cifar10_folder(root)
 
     def read(names: list[str]) -> tuple[Tensor, Tensor]:
         images, labels = [], []
