@@ -53,6 +53,8 @@ def resolve_config(config_cls: type[C], profiles: dict[str, dict[str, Any]], pro
     checked = {}
     for name, value in values.items():
         value = _check_type(name, value, hints[name])
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"parameter {name!r} must be a finite number, got {value!r}")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             may_be_zero = name in non_negative
             if not (value >= 0 if may_be_zero else value > 0):

@@ -18,7 +18,7 @@ import statistics
 import string
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from .chapters import CHAPTERS, paper_items
 from .claims import Claim, Glued, PaperItem
@@ -45,22 +45,30 @@ def _claim_keys(chapter: str) -> list[str]:
             for template in (claim.ours, claim.why_not) for _, key, _, _ in string.Formatter().parse(template) if key]
 
 
-def _read_checked(name: str) -> dict[str, Any]:
+def _read_checked(name: str, warn: Callable[[str], None] | None = None) -> dict[str, Any]:
     """The glued values of chapter ``name``'s notebook; GluedError names the notebook (and the key and value) when
-    it is damaged or a number its claims read is stored as text."""
+    it is damaged or a number its claims read is stored as text. A claim's value that is NaN or infinite (a
+    diverged run: its claim counts it as the worst) is accepted; ``warn`` gets a line naming the notebook, the
+    key and the value."""
     notebook = CHAPTERS[name].notebook
     values = read_glued(notebook)
-    check_numbers(notebook, values, _claim_keys(name))
+    keys = _claim_keys(name)
+    check_numbers(notebook, values, keys)
+    for key in dict.fromkeys(keys):
+        if warn is not None and isinstance(values.get(key), float) and not math.isfinite(values[key]):
+            warn(f"notebook {notebook}: glued value {key!r} = {values[key]!r} (a diverged run or a failed measurement; "
+                 f"its claims count it as the worst)")
     return values
 
 
-def load_glued(chapters: list[str] | None = None) -> dict[str, Any]:
-    """Glued values of the executed chapters (committed notebooks in book/), merged by key."""
+def load_glued(chapters: list[str] | None = None, warn: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Glued values of the executed chapters (committed notebooks in book/), merged by key; ``warn`` gets one line
+    per non-finite value a claim reads."""
     values: dict[str, Any] = {}
     for name in chapters or list(CHAPTERS):
         _check_chapter(name)
         if CHAPTERS[name].notebook.exists():
-            values.update(_read_checked(name))
+            values.update(_read_checked(name, warn))
     return values
 
 

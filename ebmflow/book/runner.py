@@ -106,7 +106,7 @@ def estimate_seconds(chapter: Chapter, profile: str, config: Any) -> tuple[float
         return None, f"no measured runtime for {chapter.name} at profile {profile!r} yet"
     if chapter.summary:
         return measured, f"measured {measured:.0f} s"
-    ratio = _work(chapter, config) / _work(chapter, resolve_config(chapter.config_cls, chapter.profiles, profile))
+    ratio = _work_ratio(chapter, profile, config)
     overhead = min(KERNEL_OVERHEAD_SECONDS, measured)
     how = (f"measured {measured:.0f} s at profile {profile}" if math.isclose(ratio, 1) else
            f"measured {measured:.0f} s at profile {profile}, training scaled ×{ratio:.3g} by epochs × n_data")
@@ -119,6 +119,11 @@ def _duration(seconds: float) -> str:
 
 
 LONG_RUN_SECONDS = 86400.0  # an estimate beyond a day gets a warning line (the run still starts)
+LONG_RUN_RATIO = 1000.0  # with no measured runtime: a run doing this many times its profile's work gets one
+
+
+def _work_ratio(chapter: Chapter, profile: str, config: Any) -> float:
+    return _work(chapter, config) / _work(chapter, resolve_config(chapter.config_cls, chapter.profiles, profile))
 
 
 # --- inputs ------------------------------------------------------------------------------------------------------
@@ -439,6 +444,10 @@ def run_chapter(name: str, profile: str = "cpu", parameters: dict[str, Any] | No
         if estimate is not None and estimate > LONG_RUN_SECONDS:
             echo(f"ebmflow: warning: this run is estimated to take {_duration(estimate)}; Ctrl-C stops it (its "
                  f"checkpoints let --resume continue it later)")
+        elif estimate is None and not chapter.summary and (ratio := _work_ratio(chapter, profile, config)) > \
+                LONG_RUN_RATIO:
+            echo(f"ebmflow: warning: this run does {ratio:.3g} times the training work of profile {profile} (epochs "
+                 f"× n_data), whose runtime was never measured here; Ctrl-C stops it (--resume continues it)")
 
     pid = os.getpid()
     temporary = directory / f".{output.stem}.tmp{pid}.ipynb"
