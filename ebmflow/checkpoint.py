@@ -43,6 +43,8 @@ class Checkpoint:
     _last_save: float = field(default_factory=time.monotonic, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.path, (str, os.PathLike)):
+            raise InputError(f"Checkpoint path must be a file path (str or Path), got {self.path!r}")
         if not isinstance(self.fingerprint, dict):
             raise InputError(f"Checkpoint fingerprint must be a dict, got {type(self.fingerprint).__name__}")
         if self.every_iterations is not None and (not isinstance(self.every_iterations, int)

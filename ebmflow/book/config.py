@@ -47,7 +47,7 @@ def resolve_config(config_cls: type[C], profiles: dict[str, dict[str, Any]], pro
     unknown = sorted(set(overrides) - set(names))
     if unknown:
         raise ConfigError(f"unknown parameter(s) {', '.join(map(repr, unknown))}; accepted parameters: "
-                          f"{', '.join(names)}")
+                          f"{', '.join(names) or 'none (this page has no parameter)'}")
     values = {**profiles[profile], **{k: v for k, v in overrides.items() if v is not None}}
     non_negative = {"seed", *getattr(config_cls, "NON_NEGATIVE", ())}
     checked = {}

@@ -142,6 +142,13 @@ def normalized_overrides(chapter: Chapter, profile: str, parameters: dict[str, A
 
 
 def _check_output(chapter: Chapter, output: Path) -> None:
+    try:
+        _check_output_path(chapter, output)
+    except OSError as error:  # a name too long, a path the system refuses: one sentence, not a traceback
+        raise InputError(f"--output {output}: {error.strerror or error}: choose another path") from None
+
+
+def _check_output_path(chapter: Chapter, output: Path) -> None:
     if output.is_dir():
         raise InputError(f"--output {output} is a directory: give a notebook path ending in .ipynb")
     if output.suffix != ".ipynb":
