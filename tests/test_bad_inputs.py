@@ -416,6 +416,12 @@ LIBRARY = [
     ("fit_ebm batch_size 0", lambda: do_fit(batch_size=0), InputError, ("batch_size", "0")),
     ("fit_ebm n_persistent 2.5", lambda: do_fit(n_persistent=2.5), InputError, ("n_persistent", "2.5")),
     ("fit_ebm NaN row 7", lambda: do_fit(data=nan_row(7)), InputError, ("data", "row 7")),
+    ("fit_ebm batch_transform gives NaN", lambda: do_fit(batch_transform=lambda x, gen: x * NAN), InputError,
+     ("batch_transform", "non-finite", "row 0")),
+    ("fit_ebm batch_transform gives float64", lambda: do_fit(batch_transform=lambda x, gen: x.double()), InputError,
+     ("batch_transform", "float64")),
+    ("fit_ebm batch_transform changes dim", lambda: do_fit(batch_transform=lambda x, gen: x[:, :1]), InputError,
+     ("batch_transform", "dimension 1")),
     # divergence rule, checkpoint, estimators, metrics, records, callbacks
     ("DivergenceRule gap 0", lambda: DivergenceRule(max_energy_gap=0.0), InputError, ("max_energy_gap", "0")),
     ("DivergenceRule gap NaN", lambda: DivergenceRule(max_energy_gap=NAN), InputError, ("max_energy_gap", "nan")),
@@ -1034,6 +1040,12 @@ def test_cli_valid_edges_reach_the_kernel(no_work, tmp_path, capsys, argv, names
     _names_all(out, names)
 
 
+def test_cli_sweep_inline_ignores_threads_with_a_warning(no_work, capsys):
+    with pytest.raises(WorkStarted):
+        main(["sweep", "01_motivating_example", "--profile", "smoke", "--seeds", "0", "--inline", "--threads", "4"])
+    _names_all(capsys.readouterr().out, ("warning", "--threads 4 is ignored with --inline"))
+
+
 def test_cli_run_into_a_missing_folder_creates_it_and_says_so(no_work, tmp_path, capsys):
     """Accepted with a line: the folders of --output are created (mkdir -p), as for any output file."""
     output = tmp_path / "new" / "folder" / "x.ipynb"
@@ -1077,7 +1089,7 @@ def test_count_of_cases_by_surface():
         "library": len(LIBRARY),
         "data": cifar + len(DATA_CASES),
     }
-    valid = len(VALID) + 1 + 4 + 3
+    valid = len(VALID) + 1 + 4 + 4  # + one training, four CLI runs, three accepted with a warning, NaN report
     print("\nbad-input cases by surface: " + ", ".join(f"{k} {v}" for k, v in counts.items())
           + f"; total {sum(counts.values())}; valid edge cases {valid}")
     assert counts["cli (in-process)"] >= 50 and counts["library"] >= 150 and counts["data"] >= 30

@@ -330,6 +330,8 @@ def run_specs(specs: Sequence[RunSpec], *, address: str | None = None, inline: b
     if not address and not inline and threads > (os.cpu_count() or 1):
         raise InputError(f"--threads {threads} exceeds this machine's {os.cpu_count()} CPUs: no run could start "
                          f"(give --address of a cluster with bigger nodes, or fewer threads)")
+    if inline and threads != 1:
+        echo(f"ebmflow: warning: --threads {threads} is ignored with --inline (the runs share this process)")
     if not specs:
         return []
     commit_id = commit_id if commit_id is not None else _records.git_commit()
