@@ -20,6 +20,17 @@ Surfaces (the count of each is checked by ``test_count_of_cases_by_surface`` and
   data        damaged CIFAR-10 pickles written into tmp_path, the digits loader, imbalanced subsets, damaged
               checkpoints, records and notebooks
   valid       edge cases that must pass (and inputs accepted with a warning)
+
+Accepted with a warning, not refused (each has a test below):
+  * a run estimated to last over a day (``-p epochs=1000000000``: "7.06e+04 days"), or, where the profile's runtime
+    was never measured, doing over 1000 times its profile's work: the estimate scales a runtime measured on this
+    machine, so a hard limit would refuse a command on one machine and accept it on another; long runs are
+    legitimate (the paper profile on a CPU takes days); Ctrl-C stops it and --resume continues it.
+  * ``report`` on a NaN or infinite glued value: a diverged run glues NaN by design and its claim counts it as the
+    worst; the warning names the notebook, the key and the value (text that is not a number is refused).
+  * ``--output`` into folders that do not exist yet: created (like any output file), after an existing ancestor was
+    found writable; the run says "creating the folder ...".
+  * ``sweep --inline --threads N``: the runs share this process, --threads is ignored, and the warning says so.
 """
 from __future__ import annotations
 
@@ -727,6 +738,33 @@ def test_cli_a_failure_during_the_run_is_one_line_with_status_1_and_a_log(no_wor
     assert "CUDA out of memory" in log.read_text() and not output.exists()
 
 
+def test_cli_a_failure_after_the_notebook_ran_is_one_line_with_status_1(no_work, tmp_path, capsys, monkeypatch):
+    """The kernel "succeeded" but wrote no notebook: a failure of the run (1), not bad input (2)."""
+    import papermill
+
+    monkeypatch.setattr(papermill, "execute_notebook", lambda *args, **kwargs: None)
+    assert main(["run", "01_motivating_example", "--profile", "smoke", "--output", str(tmp_path / "x.ipynb")]) == 1
+    err = capsys.readouterr().err
+    _sentence(err)
+    _names_all(err, ("ebmflow: error: 01_motivating_example failed", "FileNotFoundError", "full traceback"))
+
+
+def test_cli_an_unexpected_failure_of_a_command_is_one_line_with_status_1(no_work, capsys, monkeypatch):
+    from ebmflow.book import report
+
+    monkeypatch.setattr(report, "load_glued", _spy_error(RuntimeError("the disk went away")))
+    assert main(["report"]) == 1
+    err = capsys.readouterr().err
+    _sentence(err)
+    _names_all(err, ("ebmflow: error: report failed", "RuntimeError: the disk went away", "full traceback"))
+
+
+def _spy_error(error: Exception):
+    def raising(*args, **kwargs):
+        raise error
+    return raising
+
+
 # --- the command line, in subprocesses (what a terminal shows), and plain papermill --------------------------------
 
 SUBPROCESS_CASES = {
@@ -1081,7 +1119,7 @@ def test_the_spies_catch_the_work_of_valid_input(no_work, tmp_path, call):
 def test_count_of_cases_by_surface():
     cifar = len(CIFAR_CASES)  # a train batch: every damage; the test batch: three
     counts = {
-        "cli (in-process)": len(CLI_IDS) + 2,  # + resume with foreign checkpoints, failure during the run
+        "cli (in-process)": len(CLI_IDS) + 4,  # + foreign checkpoints, three failures during a run (status 1)
         "subprocess": len(SUBPROCESS_CASES),
         "papermill": len(PAPERMILL_CASES),
         "report": len(REPORT_DAMAGE) + 3 + 4,

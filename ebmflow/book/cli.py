@@ -11,6 +11,7 @@ import ast
 import shlex
 import signal
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -130,13 +131,18 @@ def _resume_hint(argv: list[str]) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .runner import checkpoint_dir_for, check_run, run_chapter
+    from .runner import RunError, checkpoint_dir_for, check_run, run_chapter
 
     parameters = _parameters(args)
     output = check_run(args.chapter, args.profile, parameters, args.output)[3]
     try:
         result = run_chapter(args.chapter, args.profile, parameters, args.output, resume=args.resume,
                              progress=True, echo=lambda line: print(line, flush=True))
+    except (InputError, RunError):
+        raise
+    except Exception as error:  # after the checks: a failure of the run itself (its outputs not written, ...)
+        raise RunError(f"{args.chapter} failed: {type(error).__name__}: {' '.join(str(error).split())[:300]}",
+                       traceback.format_exc()) from None
     except KeyboardInterrupt as stop:
         kept = checkpoint_dir_for(output)
         has = kept.exists() and any(kept.glob("*.pt"))
@@ -281,6 +287,13 @@ def main(argv: list[str] | None = None) -> int:
     except RunError as error:
         log = write_log(getattr(args, "chapter", "ebmflow"), error.details, getattr(args, "seed", None))
         print(f"ebmflow: error: {error} (full traceback: {log})", file=sys.stderr)
+        return 1
+    except Exception as error:  # noqa: BLE001 - anything else: one line, the traceback in the log
+        log = write_log(getattr(args, "chapter", None) or args.command, traceback.format_exc(),
+                        getattr(args, "seed", None))
+        text = " ".join(str(error).split())[:300]
+        print(f"ebmflow: error: {args.command} failed: {type(error).__name__}: {text} (full traceback: {log})",
+              file=sys.stderr)
         return 1
     except KeyboardInterrupt as stop:
         terminated = isinstance(stop, _Terminated) or _received == signal.SIGTERM
