@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from . import __version__
-from .checks import InputError
+from .checks import InputError, check_int
 
 __all__ = ["Checkpoint", "CheckpointMismatch"]
 
@@ -47,9 +47,8 @@ class Checkpoint:
             raise InputError(f"Checkpoint path must be a file path (str or Path), got {self.path!r}")
         if not isinstance(self.fingerprint, dict):
             raise InputError(f"Checkpoint fingerprint must be a dict, got {type(self.fingerprint).__name__}")
-        if self.every_iterations is not None and (not isinstance(self.every_iterations, int)
-                                                  or isinstance(self.every_iterations, bool) or self.every_iterations < 1):
-            raise InputError(f"Checkpoint every_iterations must be an integer >= 1 or None, got {self.every_iterations!r}")
+        if self.every_iterations is not None:
+            check_int("Checkpoint every_iterations (or None)", self.every_iterations)
         if self.every_seconds is not None and (not isinstance(self.every_seconds, (int, float))
                                                or isinstance(self.every_seconds, bool) or not self.every_seconds >= 0):
             raise InputError(f"Checkpoint every_seconds must be a number >= 0 or None, got {self.every_seconds!r}")

@@ -85,8 +85,8 @@ def zone_weights_on_grid(log_density: Tensor, grid: Grid2D, zone_of: Callable[[T
     check_callable("zone_of", zone_of)
     check_int("n_zones", n_zones)
     if not isinstance(log_density, Tensor) or log_density.shape != (grid.n * grid.n,):
-        raise InputError(f"log_density must be the values on the grid's {grid.n * grid.n} points, got "
-                         f"{tuple(log_density.shape) if isinstance(log_density, Tensor) else type(log_density).__name__}")
+        got = tuple(log_density.shape) if isinstance(log_density, Tensor) else type(log_density).__name__
+        raise InputError(f"log_density must be the values on the grid's {grid.n * grid.n} points, got {got}")
     probabilities = torch.softmax(log_density, dim=0)
     zones = zone_of(grid.points)
     return torch.zeros(n_zones).index_add_(0, zones, probabilities)
@@ -143,7 +143,8 @@ def max_rhat(trajectory: Tensor) -> float:
     given as (draws, chains, d) (paper Table 2)."""
     from arviz_stats.base import array_stats
 
-    if not isinstance(trajectory, Tensor) or trajectory.dim() != 3 or trajectory.shape[0] < MIN_RHAT_DRAWS or trajectory.shape[1] < 2:
+    if not isinstance(trajectory, Tensor) or trajectory.dim() != 3 or trajectory.shape[0] < MIN_RHAT_DRAWS \
+            or trajectory.shape[1] < 2:
         raise InputError(f"R-hat needs (draws >= {MIN_RHAT_DRAWS}, chains >= 2, d) positions, got shape "
                          f"{tuple(trajectory.shape)}")
     per_coordinate = array_stats.rhat(trajectory.permute(2, 1, 0).double().cpu().numpy(), chain_axis=-2,

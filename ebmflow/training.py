@@ -181,7 +181,8 @@ def check_training_arguments(data: Tensor, energy: nn.Module, method: Method, *,
     if not callable(getattr(divergence, "check", None)):
         raise InputError(f"divergence must be a DivergenceRule, got {type(divergence).__name__}")
     if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
-        raise InputError(f"checkpoint must be an ebmflow.checkpoint.Checkpoint or None, got {type(checkpoint).__name__}")
+        raise InputError(f"checkpoint must be an ebmflow.checkpoint.Checkpoint or None, got "
+                         f"{type(checkpoint).__name__}")
     if isinstance(data, Tensor):
         devices = {"data": data.device, "the generator": generator.device,
                    "the energy": next(energy.parameters()).device}

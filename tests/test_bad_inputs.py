@@ -990,7 +990,8 @@ DATA_CASES = [
                                                                  (0, 1), (0.6, 0.3), g()), InputError,
      ("proportions", "0.9")),
     ("subset repeated class", lambda tmp: imbalanced_subset(torch.zeros(4, 1, 8, 8), torch.tensor([0, 0, 1, 1]),
-                                                            (0, 0), (0.5, 0.5), g()), InputError, ("classes", "(0, 0)")),
+                                                            (0, 0), (0.5, 0.5), g()), InputError,
+     ("classes", "(0, 0)")),
     ("subset labels short", lambda tmp: imbalanced_subset(torch.zeros(4, 1, 8, 8), torch.tensor([0, 1]), (0, 1),
                                                           (0.5, 0.5), g()), InputError, ("labels", "[2]")),
     ("Dequantize levels 1", lambda tmp: Dequantize(1, (1, 8, 8)), InputError, ("levels", "1")),
@@ -1024,7 +1025,7 @@ def test_a_bad_data_file_is_named(no_work, tmp_path, call, error, names):
     _names_all(str(raised.value), names)
 
 
-# --- valid edge cases pass; inputs accepted with a warning print it ----------------------------------------------------
+# --- valid edge cases pass; inputs accepted with a warning print it ---------------------------------------------
 
 VALID = [
     ("seed 0", lambda tmp: make_generator(0)),
