@@ -12,7 +12,7 @@ from torch import Tensor
 
 from ..book.claims import Claim, PaperItem
 from ..book.plotting import color, density_panel, label
-from ..checks import InputError
+from ..checks import InputError, check_int
 from ..methods import FlowMCEBM, Method, ULAEBM
 from ..metrics import Grid2D, log_normalizer_on_grid, normalize_on_grid, zone_weights_on_grid
 from ..models import DiagonalGaussian, RealNVP, ToyEnergy
@@ -54,14 +54,16 @@ class Config:
 
     NON_NEGATIVE: ClassVar[tuple[str, ...]] = ("stop_after",)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self) -> None:  # every knob checked before the first training step
         validate_schedule(self.flowmc_schedule)
         resolve_device(self.device)
+        check_int("grid_size", self.grid_size, minimum=2)
         check_mode_weights(self.weights, 2, "parameter 'weights'")
         reach = self.offset + 4 * WIDEST_STD
         if self.grid_limit < reach:
             raise InputError(f"parameter 'grid_limit' ({self.grid_limit:g}) must cover both modes: at least offset + "
                              f"4 standard deviations = {reach:.3g} with offset {self.offset:g}")
+        methods(self)  # the methods check their own knobs
 
     @property
     def target(self) -> GaussianMixture:

@@ -12,6 +12,8 @@ from typing import Any, Callable, NamedTuple, Protocol
 import torch
 from torch import Tensor
 
+from ..checks import check_chain_start, check_generator, check_int, check_kernel
+
 __all__ = ["LogDensity", "Proposal", "ChainState", "AcceptInfo", "Kernel", "init_state", "metropolis_accept",
            "where_rows", "run_chains"]
 
@@ -82,6 +84,8 @@ def run_chains(kernel: Kernel, start: Tensor | ChainState, n_steps: int, generat
 
     Returns the final state, the positions after every step (n_steps, n, d) when ``record`` (else None), and
     the infos of the steps."""
+    check_kernel("kernel", kernel), check_int("n_steps", n_steps, minimum=0), check_generator(generator)
+    check_chain_start(start)
     state = kernel.init(start) if isinstance(start, Tensor) else start
     positions, infos = [], []
     for _ in range(n_steps):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..checks import InputError
+from ..checks import InputError, check_kernel
 from .base import ChainState, Kernel
 
 __all__ = ["FlowMCInfo", "flowmc", "validate_schedule"]
@@ -38,6 +38,7 @@ class FlowMCInfo:
 def flowmc(schedule: str, local: Kernel, global_: Kernel, *, record: bool = False) -> Kernel:
     """The composition: ``local`` for each 'L', ``global_`` for each 'G'; ``record`` keeps every sub-step."""
     validate_schedule(schedule)
+    check_kernel("flowMC local", local), check_kernel("flowMC global_", global_)
 
     def step(state: ChainState, generator: torch.Generator) -> tuple[ChainState, FlowMCInfo]:
         accepted: dict[str, list[Tensor]] = {"L": [], "G": []}

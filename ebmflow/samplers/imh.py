@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..checks import check_callable, check_density
 from .base import AcceptInfo, ChainState, Kernel, LogDensity, Proposal, init_state, metropolis_accept, where_rows
 
 __all__ = ["imh"]
@@ -14,6 +15,8 @@ __all__ = ["imh"]
 
 def imh(log_density: LogDensity, proposal: Proposal) -> Kernel:
     """One IMH move per chain and step, proposals from ``proposal``."""
+    check_callable("IMH log_density", log_density)
+    check_density("IMH proposal", proposal)
 
     def init(position: Tensor) -> ChainState:
         return init_state(position, log_density)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..checks import check_int
+from ..checks import check_callable, check_density, check_int
 from .base import AcceptInfo, ChainState, Kernel, LogDensity, Proposal, init_state
 
 __all__ = ["isir"]
@@ -18,6 +18,8 @@ def isir(log_density: LogDensity, proposal: Proposal, n_particles: int) -> Kerne
     """One i-SIR move per chain and step with ``n_particles`` candidates (the current state included);
     ``is_accepted`` marks the chains that moved to a fresh proposal."""
     check_int("i-SIR n_particles", n_particles, minimum=2)
+    check_callable("i-SIR log_density", log_density)
+    check_density("i-SIR proposal", proposal)
 
     def init(position: Tensor) -> ChainState:
         return init_state(position, log_density)

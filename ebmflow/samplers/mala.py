@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..checks import InputError, check_positive
+from ..checks import InputError, check_callable, check_positive
 from .base import AcceptInfo, ChainState, Kernel, LogDensity, init_state, metropolis_accept, where_rows
 
 __all__ = ["MALAInfo", "mala", "adapt_step_size"]
@@ -41,8 +41,10 @@ def adapt_step_size(step_size: float, acceptance_rate: float, target: float = 0.
 
 def mala(log_density: LogDensity, step_size: float, target_acceptance: float | None = None) -> Kernel:
     """MALA with step ``step_size``; with ``target_acceptance`` the step is the state's, adapted every step."""
+    check_callable("MALA log_density", log_density)
     check_positive("MALA step_size", step_size)
-    if target_acceptance is not None and not 0 < target_acceptance < 1:
+    if target_acceptance is not None and (not isinstance(target_acceptance, (int, float))
+                                          or not 0 < target_acceptance < 1):
         raise InputError(f"MALA target_acceptance must be in (0, 1), got {target_acceptance!r}")
 
     def init(position: Tensor) -> ChainState:
