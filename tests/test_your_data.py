@@ -114,8 +114,10 @@ def test_too_few_rows_counts_the_batch_size_too(tmp_path):
     with pytest.raises(InputError, match=f"has 20 rows; at least {MIN_ROWS} are needed"):
         load_data(write_csv(tmp_path / "short.csv", points(20).tolist()))
     np.save(tmp_path / "p.npy", points(150))
-    with pytest.raises(ConfigError, match="has 150 rows; at least 256 are needed"):
+    with pytest.raises(ConfigError) as error:
         smoke(data_path=str(tmp_path / "p.npy"), batch_size=256, n_persistent=512)
+    assert str(error.value) == ("parameter 'batch_size' (256) cannot exceed the rows used for training: 150, the "
+                                "smaller of n_data (1024) and the data file's rows")
 
 
 # --- the shipped example, the clusters, the weights ------------------------------------------------------------

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..book.plotting import BOOK_FIGURE_WIDTH, color, density_panel, label
 from ..checks import InputError
-from ..data.points import MIN_ROWS, load_data
+from ..data.points import load_data
 from ..methods import METHODS, Method
 from ..metrics import Grid2D, mixing_diagnostics, normalize_on_grid, zone_weights_of_samples, zone_weights_on_grid
 from ..models import DiagonalGaussian, ToyEnergy
@@ -47,7 +47,10 @@ class Config(bench.BenchmarkConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        load_data(self.data_path, max(MIN_ROWS, self.batch_size))
+        rows = min(self.n_data, len(load_data(self.data_path)))
+        if self.batch_size > rows:
+            raise InputError(f"parameter 'batch_size' ({self.batch_size}) cannot exceed the rows used for training: "
+                             f"{rows}, the smaller of n_data ({self.n_data}) and the data file's rows")
         if self.chain_steps < 4 or self.n_chains < 2:
             raise InputError(f"chain_steps must be >= 4 and n_chains >= 2 (R-hat of the chains), got {self.chain_steps} "
                              f"and {self.n_chains}")
@@ -96,17 +99,15 @@ DEFAULT_SEEDS = (0,)  # `ebmflow reproduce` runs one seed: an example of the cha
 @dataclass(frozen=True)
 class YourData:
     raw: np.ndarray  # the rows used, in the file's units
-    mean: np.ndarray  # per-coordinate mean and standard deviation of those rows (the standardisation)
-    std: np.ndarray
+    mean: np.ndarray  # per-coordinate mean of those rows (the standardisation: (raw - mean) / std)
+    std: np.ndarray  # per-coordinate standard deviation of those rows
     points: Tensor  # standardised rows, float32 (n, d)
     box: float  # half-width L of the plotting box [-L, L]^d
     clusters: FullCovarianceMixture
     bics: dict[int, float]
 
-    @property
-    def digest(self) -> str:
-        """A hash of the rows used (a checkpoint of other data is refused)."""
-        return hashlib.sha256(self.raw.tobytes()).hexdigest()[:16]
+    digest = property(lambda self: hashlib.sha256(self.raw.tobytes()).hexdigest()[:16],
+                      doc="A hash of the rows used (a checkpoint of other data is refused).")
 
     @property
     def weights(self) -> Tensor:
@@ -116,7 +117,7 @@ class YourData:
 
 def prepare(config: Config) -> YourData:
     """The data as the chapter trains on it: rows, standardisation, box, clusters (see the choices)."""
-    raw = load_data(config.data_path, max(MIN_ROWS, config.batch_size))
+    raw = load_data(config.data_path)
     if len(raw) > config.n_data:
         rows = torch.randperm(len(raw), generator=make_generator(config.seed, stream="data"))[:config.n_data]
         raw = raw[np.sort(rows.numpy())]
@@ -217,13 +218,12 @@ def data_table(data: YourData) -> pd.DataFrame:
 def weights_table(values: dict[str, float], data: YourData) -> pd.DataFrame:
     """Each cluster's weight in the data and under each EBM (± standard error), the largest error, the ESS."""
     def cell(m: str, c: int) -> str:
-        at = values[key("diverged_at", m)]
-        return table_cell(values[key("weight", m, c)], at, ".3f") + ("" if at else
-                                                                     f" ± {values[key('stderr', m, c)]:.3f}")
+        at, stderr = values[key("diverged_at", m)], values[key("stderr", m, c)]
+        return table_cell(values[key("weight", m, c)], at, ".3f") + ("" if at else f" ± {stderr:.3f}")
 
-    k = data.clusters.n_modes
     rows = {f"cluster {c}": {"data": f"{values[key('weight', 'data', c)]:.3f}", **{label(m): cell(m, c) for m in
-                                                                                  METHODS}} for c in range(1, k + 1)}
+                                                                                  METHODS}}
+            for c in range(1, data.clusters.n_modes + 1)}
     for quantity, what, fmt in (("weight_error", "largest |error|", ".3f"), ("ess", "ESS of the estimate", ".0f"),
                                 ("grid_gap", "2-D grid check: largest |difference|", ".3f")):
         if key(quantity, "flowmc") in values:
