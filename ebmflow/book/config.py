@@ -122,8 +122,8 @@ def resolve_config(config_cls: type[C], profiles: dict[str, dict[str, Any]], pro
         value = _check_type(name, value, hints[name])
         items = value if isinstance(value, tuple) else (value,)
         if any(isinstance(v, float) and not math.isfinite(v) for v in items):
-            raise ConfigError(f"parameter {name!r} must {'list finite numbers' if isinstance(value, tuple) else "
-                              f"'be a finite number'}, got {value!r}")
+            what = "list finite numbers" if isinstance(value, tuple) else "be a finite number"
+            raise ConfigError(f"parameter {name!r} must {what}, got {value!r}")
         may_be_zero = name in non_negative
         if any(not (v >= 0 if may_be_zero else v > 0) for v in items if _is_number(v)):
             what = "non-negative" if may_be_zero else "positive"
