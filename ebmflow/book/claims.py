@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-__all__ = ["Glued", "Claim", "PaperItem", "render", "lowest"]
+__all__ = ["Glued", "OUTCOMES", "outcome", "Claim", "PaperItem", "render", "lowest"]
 
 Glued = Mapping[str, Any]
 
@@ -19,15 +19,39 @@ def render(template: str, glued: Glued) -> str:
     return template.format_map(glued)
 
 
+OUTCOMES = ("all", "some", "none")  # a claim holds in every seed, in some seeds only, in none
+
+
+def outcome(results: list[bool]) -> str:
+    """"all", "some" or "none": in how many of the seeds' ``results`` a claim held."""
+    held = sum(bool(r) for r in results)
+    return "all" if held == len(results) else "none" if held == 0 else "some"
+
+
 @dataclass(frozen=True)
 class Claim:
+    """A claim of the paper and the rule that checks it on one seed's glued values.
+
+    ``expected`` records the outcome over the seeds of the committed cpu-profile records: "all" (holds in every
+    seed), "some" (in some seeds only) or "none"; tests/test_claims.py fails when the committed records disagree.
+    ``expected_to_hold`` is the older spelling of ``expected == "all"`` (kept in step with it); any outcome but
+    "all" needs a ``why_not``."""
+
     statement: str
     paper: str  # the paper's number(s), as printed in the paper
     ours: str  # template of our number(s), rendered from the glued values
     rule: str  # the tolerance or ordering the verdict applies, in words
     check: Callable[[Glued], bool]
-    expected_to_hold: bool = True  # at the committed cpu profile; False needs a why_not
-    why_not: str = ""  # template: why it does not hold, rendered from the glued values
+    expected_to_hold: bool = True  # in every seed at the committed cpu profile; False needs a why_not
+    why_not: str = ""  # template: why it does not hold (everywhere), rendered from the glued values
+    expected: str = ""  # "all", "some" or "none" over the committed seeds; "" = from expected_to_hold
+
+    def __post_init__(self) -> None:
+        if self.expected and self.expected not in OUTCOMES:
+            raise ValueError(f"Claim {self.statement!r}: expected must be one of {', '.join(OUTCOMES)}, "
+                             f"got {self.expected!r}")
+        object.__setattr__(self, "expected", self.expected or ("all" if self.expected_to_hold else "none"))
+        object.__setattr__(self, "expected_to_hold", self.expected == "all")
 
 
 @dataclass(frozen=True)

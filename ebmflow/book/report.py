@@ -1,14 +1,21 @@
 """The reproduction report: every figure and table of the paper, the paper's number beside ours, a verdict.
 
 Paper items and their claims are defined by the chapters' experiment modules (``ITEMS``); a claim reads the
-values the chapters glued (``read_glued``), applies its stated rule, and renders its numbers and reasons from
-the same values. ``expected_to_hold`` records whether it held when the committed chapters were executed, so a
-test fails when a verdict regresses (or silently improves).
+values the chapters glued, applies its stated rule, and renders its numbers and reasons from the same values.
+``Claim.expected`` records in how many of the committed seeds it held ("all", "some", "none"), so a test fails
+when a verdict regresses (or silently improves).
+
+Where the numbers come from (``load_evidence``): the results records of one profile (``results/<profile>/``,
+one per seed, written by ``ebmflow sweep`` / ``reproduce``), never mixed: per chapter only the runs with the
+profile's own parameters and one library version are combined (the current one when it has records); other
+runs are listed, not used. A chapter with no such records falls back to its executed notebook in ``book/`` (one
+seed), and says so. Every number is shown with its profile, seeds and commit; a chapter whose book copy was
+executed at another profile (or with other parameters) is marked.
 
 Everything here takes the glued values *per seed*: ``{chapter: [glued dict of seed 0, of seed 1, ...]}``
-(``GluedBySeed``). A claim is checked on every seed ("holds in k of n seeds") and our numbers are shown as
-mean ± sd over the seeds. A flat mapping (one executed notebook per chapter, merged, as ``load_glued`` returns)
-counts as one seed of every chapter.
+(``GluedBySeed``) or the evidence itself. A claim is checked on every seed ("holds in k of n seeds") and our
+numbers are shown as mean ± sd over the seeds. A flat mapping (one executed notebook per chapter, merged, as
+``load_glued`` returns) counts as one seed of every chapter.
 """
 from __future__ import annotations
 
@@ -16,19 +23,21 @@ import math
 import re
 import statistics
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from .. import __version__
 from .chapters import CHAPTERS, paper_items
-from .claims import Claim, Glued, PaperItem
+from .claims import Claim, Glued, PaperItem, outcome
 from ..checks import InputError
 from .glued import check_numbers, read_glued
 
-__all__ = ["VERDICTS", "GluedBySeed", "Quantity", "all_claims", "load_glued", "load_glued_by_seed", "by_seed",
-           "verdict_rows", "quantities", "paper_values", "item_label", "verdict_summary_markdown",
-           "verdict_table_markdown", "paper_vs_ours_figure", "paper_map_markdown", "runtime_markdown",
-           "choices_by_chapter_markdown"]
+__all__ = ["VERDICTS", "GluedBySeed", "Evidence", "Quantity", "all_claims", "claim_id", "load_glued",
+           "load_glued_by_seed", "load_evidence", "by_seed", "check_seeds", "verdict_rows", "quantities",
+           "paper_values", "item_label", "verdict_summary_markdown", "verdict_table_markdown",
+           "provenance_markdown", "provenance_sentence", "per_seed_markdown", "paper_vs_ours_figure", "glue_summaries",
+           "summary_keys", "summaries", "page_verdicts", "glue_page_verdicts", "paper_map_markdown", "runtime_markdown", "choices_by_chapter_markdown"]
 
 VERDICTS = ("holds", "holds in some seeds", "does not hold", "rebuilt", "not run")
 GluedBySeed = Mapping[str, Sequence[Glued]]  # chapter -> the glued values of each seed's run
@@ -37,6 +46,12 @@ GluedBySeed = Mapping[str, Sequence[Glued]]  # chapter -> the glued values of ea
 def all_claims() -> list[tuple[PaperItem, Claim]]:
     """The claims of every item rebuilt by a chapter of the book."""
     return [(item, claim) for item in paper_items() for claim in item.claims]
+
+
+def claim_id(item: PaperItem, claim: Claim) -> str:
+    """A claim's short name, ``<item label>-<n>`` (``figure-1-1``: the first claim of Figure 1): the report glues
+    its "k of n seeds" under ``held_<claim id>`` for the chapters' boxes."""
+    return f"{item_label(item)}-{item.claims.index(claim) + 1}"
 
 
 def _claim_keys(chapter: str) -> list[str]:
@@ -73,7 +88,7 @@ def load_glued(chapters: list[str] | None = None, warn: Callable[[str], None] | 
 
 
 def load_glued_by_seed(chapters: list[str] | None = None) -> dict[str, list[dict[str, Any]]]:
-    """The glued values of each experiment chapter, one dict per seed (today: the committed notebook, one seed)."""
+    """The glued values of each experiment chapter's committed notebook (one seed per chapter)."""
     for name in chapters or []:
         _check_chapter(name)
     return {name: [_read_checked(name)] for name in chapters or list(CHAPTERS)
@@ -85,13 +100,151 @@ def _check_chapter(name: str) -> None:
         raise InputError(f"unknown chapter {name!r}; chapters: {', '.join(CHAPTERS)}")
 
 
-def by_seed(glued: Glued | GluedBySeed) -> dict[str, list[Glued]]:
-    """``glued`` as {chapter: [one glued mapping per seed]}. A flat mapping of glued values (no value is a
-    list of mappings) is one seed of every chapter."""
+# --- where the numbers come from: the records of one profile, or the committed notebook ----------------------
+
+@dataclass(frozen=True)
+class Evidence:
+    """The runs one chapter's verdicts rest on: one glued mapping per seed, all of one profile and one library
+    version (``source`` "records"), or the committed notebook's single run (``source`` "notebook"), or nothing
+    ("none"). ``notes`` say what was left out and why; ``copy_*`` describe the chapter's page in the book."""
+
+    chapter: str
+    source: str  # "records", "notebook" or "none"
+    profile: str | None = None
+    seeds: tuple[int, ...] = ()
+    glued: tuple[Mapping[str, Any], ...] = ()  # one per seed, in the order of ``seeds``
+    versions: tuple[str, ...] = ()
+    commits: tuple[str, ...] = ()
+    copy_profile: str | None = None  # the profile the book's page of the chapter was executed at
+    copy_seed: int | None = None
+    copy_parameters: Mapping[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def copy_differs(self) -> bool:
+        """The book's page of the chapter shows a run that is not one of these (another profile or parameters)."""
+        return (self.source != "none" and self.copy_profile is not None
+                and (self.copy_profile != self.profile or bool(self.copy_parameters)))
+
+    @property
+    def seeds_text(self) -> str:
+        """"cpu profile, seeds 0, 1, 2" (or one seed, or "not run")."""
+        if self.source == "none":
+            return "not run"
+        seeds = ", ".join(map(str, self.seeds))
+        text = f"{self.profile} profile, {'seed' if len(self.seeds) == 1 else 'seeds'} {seeds}"
+        return text + (" (the book's page: no records)" if self.source == "notebook" else "")
+
+    @property
+    def commit_text(self) -> str:
+        return ", ".join(_short_commit(c) for c in self.commits) or "unknown"
+
+
+def _short_commit(commit: str | None) -> str:
+    if not commit:
+        return "unknown"
+    head, _, dirty = commit.partition("+")
+    return head[:8] + (f"+{dirty}" if dirty else "")
+
+
+def _number_or_nan(value: Any) -> Any:
+    return math.nan if value is None else value
+
+
+def _copy_metadata(chapter: str) -> dict[str, Any]:
+    import nbformat
+
+    try:
+        return dict(nbformat.read(CHAPTERS[chapter].notebook, as_version=4).metadata.get("ebmflow", {}))
+    except Exception:  # noqa: BLE001 - a missing or damaged page has no metadata; its glued values say the rest
+        return {}
+
+
+def _records_of(chapter: str, profile: str, root: Path | None) -> tuple[list[dict[str, Any]], list[str]]:
+    """The readable records of ``chapter`` at ``profile`` and a note per file that cannot be read."""
+    from .records import RecordError, read_record, results_dir
+
+    found, notes = [], []
+    for path in sorted(((root or results_dir()) / profile / chapter).glob("*.json")):
+        if path.name.startswith("."):
+            continue
+        try:
+            found.append(read_record(path))
+        except RecordError as error:
+            notes.append(f"left out: {error}")
+    return found, notes
+
+
+def _choose(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The runs one verdict may combine: the profile's own parameters and one library version (this one if it has
+    runs, else the only one there is); a note for everything left out. Several other versions and none of this
+    one: nothing is combined."""
+    default = [r for r in records if not r.get("parameters")]
+    notes = []
+    if len(default) < len(records):
+        notes.append(f"{len(records) - len(default)} run(s) with other parameters (e.g. a sweep of this chapter) "
+                     f"are not part of these verdicts")
+    versions = sorted({str(r.get("ebmflow_version")) for r in default})
+    if len(versions) > 1:
+        if __version__ not in versions:
+            notes.append(f"records of ebmflow versions {', '.join(versions)} and none of this one ({__version__}): "
+                         f"not combined into one verdict; re-run the sweep")
+            return [], notes
+        notes.append(f"{sum(str(r.get('ebmflow_version')) != __version__ for r in default)} run(s) of other ebmflow "
+                     f"versions ({', '.join(v for v in versions if v != __version__)}) are not combined with "
+                     f"version {__version__}'s")
+        default = [r for r in default if str(r.get("ebmflow_version")) == __version__]
+    return sorted(default, key=lambda r: r["seed"]), notes
+
+
+def load_evidence(profile: str = "cpu", root: Path | None = None,
+                  chapters: Sequence[str] | None = None) -> dict[str, Evidence]:
+    """Per experiment chapter, the runs its verdicts rest on: the records of ``profile`` under ``root`` (default
+    results/), chosen by ``_choose``; with none, the chapter's executed notebook in book/ (whatever its profile,
+    which is then stated); with neither, nothing ("none")."""
+    out = {}
+    for name in chapters or [c.name for c in CHAPTERS.values() if not c.summary]:
+        _check_chapter(name)
+        meta = _copy_metadata(name)
+        copy = dict(copy_profile=meta.get("profile"), copy_seed=meta.get("seed"),
+                    copy_parameters={k: v for k, v in (meta.get("parameters") or {}).items() if k != "seed"})
+        records, notes = _records_of(name, profile, root)
+        chosen, more = _choose(records)
+        notes += more
+        if chosen:
+            glued = tuple({**r.get("values", {}), **{k: _number_or_nan(v) for k, v in r["numbers"].items()}}
+                          for r in chosen)
+            out[name] = Evidence(name, "records", profile, tuple(r["seed"] for r in chosen), glued,
+                                 tuple(sorted({str(r.get("ebmflow_version")) for r in chosen})),
+                                 tuple(dict.fromkeys(str(r.get("commit")) for r in chosen if r.get("commit"))),
+                                 notes=tuple(notes), **copy)
+            continue
+        values = _read_checked(name) if CHAPTERS[name].notebook.exists() else {}
+        if values:
+            notes.append(f"no records at profile {profile}: one seed, from the book's page of the chapter")
+            out[name] = Evidence(name, "notebook", meta.get("profile") or "unknown", (meta.get("seed", 0),),
+                                 (values,), (str(meta.get("ebmflow_version", "unknown")),), (), notes=tuple(notes),
+                                 **copy)
+        else:
+            notes.append(f"no records at profile {profile} and the book's page was not executed")
+            out[name] = Evidence(name, "none", notes=tuple(notes), **copy)
+    return out
+
+
+def by_seed(glued: Glued | GluedBySeed | Mapping[str, Evidence]) -> dict[str, list[Glued]]:
+    """``glued`` as {chapter: [one glued mapping per seed]}. Evidence gives its seeds; a flat mapping of glued
+    values (no value is a list of mappings) is one seed of every chapter."""
     values = list(glued.values())
+    if values and all(isinstance(v, Evidence) for v in values):
+        return {chapter: list(evidence.glued) for chapter, evidence in glued.items()}
     if values and all(isinstance(v, (list, tuple)) and all(isinstance(s, Mapping) for s in v) for v in values):
         return {chapter: list(seeds) for chapter, seeds in glued.items()}
     return {chapter: [glued] for chapter in CHAPTERS}
+
+
+def check_seeds(claim: Claim, seeds: Sequence[Glued]) -> list[bool | None]:
+    """The claim checked on each seed's glued values (None: a seed without the values it reads)."""
+    return [_check(claim, glued_seed) for glued_seed in seeds]
 
 
 # --- our numbers over seeds --------------------------------------------------------------------------------
@@ -230,7 +383,7 @@ class Quantity:
 def item_label(item: PaperItem) -> str:
     """The label a chapter gives the figure or table that rebuilds ``item`` ("Figure 1" -> ``figure-1``), for
     ``:name:`` in the chapter; the report links to it when the chapter defines it, else to the chapter."""
-    return re.sub(r"\W+", "-", item.item.strip().lower())
+    return re.sub(r"\W+", "-", item.item.strip().lower()).strip("-")
 
 
 _TARGET = re.compile(r"^\s*\(([\w-]+)\)=\s*$|:name:\s*([\w-]+)", re.M)
@@ -280,20 +433,25 @@ def _check(claim: Claim, glued: Glued) -> bool | None:
                          f"the chapter that glues them") from None
 
 
-def verdict_rows(glued: Glued | GluedBySeed) -> list[dict[str, str]]:
+def verdict_rows(glued: Glued | GluedBySeed | Mapping[str, Evidence]) -> list[dict[str, str]]:
     """One row per claim, checked on every seed of its chapter (items without a numeric claim get one row
-    marked 'rebuilt'). Keys: item, chapter, link (MyST), claim, paper, ours (mean ± sd over the seeds),
-    rule, seeds ("k of n": the seeds in which the claim holds), verdict, why_not."""
+    marked 'rebuilt'). Keys: item, chapter, link (MyST), id (``claim_id``), claim, paper, ours (mean ± sd over
+    the seeds), rule, seeds ("k of n": the seeds in which the claim holds), verdict, why_not, expected (the
+    recorded outcome), source (where the numbers come from: "cpu · seeds 0–2 · commit abc12345", empty unless
+    ``glued`` is evidence)."""
     seeds_of = by_seed(glued)
+    evidence = glued if glued and all(isinstance(v, Evidence) for v in glued.values()) else {}
     rows = []
     for item in paper_items():
         seeds = seeds_of.get(item.chapter, [])
-        common = {"item": item.item, "chapter": item.chapter, "link": _link(item)}
+        common = {"item": item.item, "chapter": item.chapter, "link": _link(item),
+                  "source": _source_text(evidence[item.chapter]) if item.chapter in evidence else ""}
         if not item.claims:
-            rows.append({**common, "claim": item.content, "paper": "—", "ours": "—",
-                         "rule": "figure/table rebuilt from code", "seeds": "—", "verdict": "rebuilt", "why_not": ""})
+            rows.append({**common, "id": item_label(item), "claim": item.content, "paper": "—", "ours": "—",
+                         "rule": "figure/table rebuilt from code", "seeds": "—", "verdict": "rebuilt", "why_not": "",
+                         "expected": ""})
         for claim in item.claims:
-            verdict, held = _verdict([_check(claim, glued_seed) for glued_seed in seeds])
+            verdict, held = _verdict(check_seeds(claim, seeds))
             try:
                 ours = _render_over_seeds(claim.ours, seeds)
             except KeyError as missing:
@@ -304,19 +462,37 @@ def verdict_rows(glued: Glued | GluedBySeed) -> list[dict[str, str]]:
                     why_not = _render_over_seeds(claim.why_not, seeds)
                 except KeyError:
                     why_not = ""
-            rows.append({**common, "claim": claim.statement, "paper": claim.paper, "ours": ours, "rule": claim.rule,
-                         "seeds": held, "verdict": verdict, "why_not": why_not})
+            rows.append({**common, "id": claim_id(item, claim), "claim": claim.statement, "paper": claim.paper,
+                         "ours": ours, "rule": claim.rule, "seeds": held, "verdict": verdict, "why_not": why_not,
+                         "expected": claim.expected})
     return rows
 
 
-def quantities(glued: Glued | GluedBySeed) -> list[Quantity]:
+def _source_text(evidence: Evidence) -> str:
+    if evidence.source == "none":
+        return "not run"
+    seeds = _seed_range(evidence.seeds)
+    where = "records" if evidence.source == "records" else "the book's page"
+    return f"{evidence.profile} · {'seed' if len(evidence.seeds) == 1 else 'seeds'} {seeds} · {where} · " \
+           f"commit {evidence.commit_text}"
+
+
+def _seed_range(seeds: Sequence[int]) -> str:
+    """0, 1, 2, 3 -> "0–3"; 0, 2, 7 -> "0, 2, 7"."""
+    seeds = sorted(seeds)
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}–{seeds[-1]}"
+    return ", ".join(map(str, seeds))
+
+
+def quantities(glued: Glued | GluedBySeed | Mapping[str, Evidence]) -> list[Quantity]:
     """Every number of every claim, the paper's beside ours over the seeds (claims never run are left out)."""
     seeds_of = by_seed(glued)
     out = []
     for item in paper_items():
         seeds = seeds_of.get(item.chapter, [])
         for claim in item.claims:
-            verdict, _ = _verdict([_check(claim, glued_seed) for glued_seed in seeds])
+            verdict, _ = _verdict(check_seeds(claim, seeds))
             paired = [(label, key, paper) for label, key, paper in _paired(claim)
                       if any(isinstance(seed.get(key), (int, float)) for seed in seeds)]
             names = _key_labels([key for _, key, _ in paired])
@@ -338,21 +514,34 @@ def _escape(text: str) -> str:
 
 
 def verdict_table_markdown(rows: list[dict[str, str]]) -> str:
-    """The verdict rows as a MyST list-table that wraps to the page width (CSS class ``ebmflow-report``)."""
-    lines = [":::{list-table}", ":header-rows: 1", ":widths: 10 38 16 15 8 13", ":class: ebmflow-report", "",
-             "* - item", "  - claim (and the rule applied)", "  - paper", "  - ours", "  - seeds", "  - verdict"]
+    """The verdict rows as a MyST list-table that wraps to the page width (CSS class ``ebmflow-report``): under
+    each claim its rule, why it does not hold (if so) and where its numbers come from; "k of n" links to the
+    claim's per-seed values (``per_seed_markdown``)."""
+    lines = [":::{list-table}", ":header-rows: 1", ":widths: 10 40 15 17 8 10", ":class: ebmflow-report", "",
+             "* - item", "  - claim (the rule applied; where the numbers come from)", "  - paper",
+             "  - ours (mean ± sd)", "  - seeds", "  - verdict"]
     for row in rows:
         claim = [_escape(row["claim"])]
         if row["verdict"] != "rebuilt":
             claim.append(f"rule: {_escape(row['rule'])}")
         if row.get("why_not"):
             claim.append(f"why not: {_escape(row['why_not'])}")
+        if row.get("source") and row["verdict"] != "rebuilt":
+            claim.append(f"numbers: {_escape(row['source'])}")
+        seeds = _escape(row["seeds"])
+        if " of " in row["seeds"]:
+            seeds = f"{{ref}}`{seeds} <seeds-{_item_anchor(row['item'])}>`"
         lines.append(f"* - {row['link']}")
         lines.append("  - " + "\n\n    ".join(claim))
-        lines.extend(f"  - {_escape(row[column])}" for column in ("paper", "ours", "seeds"))
+        lines.extend(f"  - {_escape(row[column])}" for column in ("paper", "ours"))
+        lines.append(f"  - {seeds}")
         lines.append(f"  - {{{_BADGES[row['verdict']]}}}`{row['verdict']}`")
     lines.append(":::")
     return "\n".join(lines)
+
+
+def _item_anchor(item: str) -> str:
+    return re.sub(r"\W+", "-", item.strip().lower()).strip("-")
 
 
 def verdict_summary_markdown(rows: list[dict[str, str]]) -> str:
@@ -371,6 +560,171 @@ def verdict_summary_markdown(rows: list[dict[str, str]]) -> str:
     if count["rebuilt"]:
         text += f" {count['rebuilt']} further items have no number to compare and are rebuilt from the code."
     return text
+
+
+def provenance_markdown(evidence: Mapping[str, Evidence]) -> str:
+    """Where every chapter's numbers come from, one row per chapter: records or the book's page, profile, seeds,
+    library version, commit(s), what was left out, and what the chapter's page in the book shows."""
+    lines = [":::{list-table}", ":header-rows: 1", ":widths: 22 40 13 25", ":class: ebmflow-report", "",
+             "* - chapter", "  - numbers from", "  - ebmflow", "  - the chapter's page shows"]
+    for name, ev in evidence.items():
+        where = {"records": f"results records, **{_escape(ev.seeds_text)}**, commit {_escape(ev.commit_text)}",
+                 "notebook": f"the book's page only (**{_escape(ev.seeds_text)}**)", "none": "**not run**"}[ev.source]
+        cell = [where] + [_escape(note) for note in ev.notes]
+        if ev.copy_profile is None:
+            page = "not executed"
+        else:
+            extra = f", parameters {_escape(ev.copy_parameters)}" if ev.copy_parameters else ""
+            page = f"{_escape(ev.copy_profile)} profile, seed {ev.copy_seed}{extra}"
+            if ev.copy_differs:
+                page = f"{{bdg-warning}}`other run` {page}: its figures and text are not these records'"
+        lines += [f"* - {{doc}}`{name}`", "  - " + "\n\n    ".join(cell), f"  - {_escape(', '.join(ev.versions))}",
+                  f"  - {page}"]
+    lines.append(":::")
+    return "\n".join(lines)
+
+
+def provenance_sentence(evidence: Mapping[str, Evidence], profile: str) -> str:
+    """One sentence above the verdicts: the profile of the records, and every chapter that differs from it."""
+    records = [e for e in evidence.values() if e.source == "records"]
+    pages = [e for e in evidence.values() if e.source == "notebook"]
+    none = [e for e in evidence.values() if e.source == "none"]
+    counts = sorted({len(e.seeds) for e in records})
+    seeds = "" if not counts else (f", {counts[0]} seeds each" if len(counts) == 1 else
+                                   f", {counts[0]} to {counts[-1]} seeds per chapter")
+    text = (f"Our numbers are the results records of the **{profile} profile** ({len(records)} chapter"
+            f"{'' if len(records) == 1 else 's'}{seeds}, ebmflow {__version__}); records of other profiles, "
+            f"parameters or library versions are never combined with them.")
+    if pages:
+        text += (" No records at this profile for " + ", ".join(f"{{doc}}`{e.chapter}`" for e in pages) +
+                 ": one seed from the book's page (" + ", ".join(f"{e.profile} profile" for e in pages) + ").")
+    if none:
+        text += " Not run: " + ", ".join(f"{{doc}}`{e.chapter}`" for e in none) + "."
+    differs = [e for e in evidence.values() if e.copy_differs]
+    if differs:
+        text += (" The page of " + ", ".join(f"{{doc}}`{e.chapter}`" for e in differs) + " shows another run (" +
+                 ", ".join(f"{e.copy_profile} profile" for e in differs) + ") than these records.")
+    return text + " {ref}`Where the numbers come from <report-provenance>` gives the commits."
+
+
+def _seed_cell(value: Any, spec: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "diverged"
+    return _number(value, spec)
+
+
+def per_seed_markdown(evidence: Mapping[str, Evidence]) -> str:
+    """For every paper item with claims, a collapsed table (a dropdown) of each glued number its claims read, per
+    seed, and whether each claim held in that seed; the verdict table's "k of n" links here."""
+    blocks = []
+    for item in paper_items():
+        ev = evidence.get(item.chapter)
+        if not item.claims or ev is None or ev.source == "none":
+            continue
+        fields = {}
+        for claim in item.claims:
+            for label, key, spec in _fields(claim.ours):
+                fields.setdefault(key, spec)
+        header = ["* - ", *[f"  - seed {seed}" for seed in ev.seeds]]
+        lines = [f"(seeds-{item_label(item)})=", f"::::{{dropdown}} {item.item}: per-seed values "
+                 f"({_escape(ev.seeds_text)})", ":::{list-table}", ":header-rows: 1",
+                 ":class: ebmflow-report ebmflow-seeds", "", *header]
+        for key, spec in fields.items():
+            lines.append(f"* - `{key}`")
+            lines.extend(f"  - {_seed_cell(glued.get(key), spec)}" for glued in ev.glued)
+        for number, claim in enumerate(item.claims, 1):
+            lines.append(f"* - claim {number}: {_escape(claim.statement)}")
+            lines.extend(f"  - {'—' if held is None else 'holds' if held else 'does not hold'}"
+                         for held in check_seeds(claim, ev.glued))
+        lines += [":::", "::::"]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def _specs() -> dict[str, str]:
+    """Every glue key the claims render, with the format of its first appearance."""
+    specs: dict[str, str] = {}
+    for _, claim in all_claims():
+        for template in (claim.ours, claim.why_not):
+            for _, key, spec, _ in string.Formatter().parse(template):
+                if key:
+                    specs.setdefault(key, spec or ".3g")
+    return specs
+
+
+def summary_keys() -> list[str]:
+    """The keys the report glues for the chapters' "paper vs ours" boxes (``{glue:text}`99_report.ipynb::KEY:s```):
+    ``seeds_<chapter>`` (profile and seeds), ``seeds_<key>`` (mean ± sd over the seeds of every number a claim
+    renders), ``held_<claim id>`` ("k of n seeds") and ``verdict_<claim id>``, and ``seeds_cw_maxerr_diff_interval``
+    (chapter 06's paired interval)."""
+    chapters = [f"seeds_{c.name}" for c in CHAPTERS.values() if not c.summary]
+    claims = [f"{kind}_{claim_id(item, claim)}" for item, claim in all_claims() for kind in ("held", "verdict")]
+    return chapters + [f"seeds_{key}" for key in _specs()] + claims + ["seeds_cw_maxerr_diff_interval"]
+
+
+def summaries(evidence: Mapping[str, Evidence]) -> dict[str, str]:
+    """The text of every ``summary_keys()`` key from ``evidence`` ("—" where a chapter has no such number)."""
+    out = {f"seeds_{name}": ev.seeds_text for name, ev in evidence.items()}
+    chapter_of = {key: item.chapter for item, claim in all_claims() for template in (claim.ours, claim.why_not)
+                  for _, key, _, _ in string.Formatter().parse(template) if key}
+    for key, spec in _specs().items():
+        ev = evidence.get(chapter_of[key])
+        values = [_number_or_nan(g[key]) for g in (ev.glued if ev else ()) if key in g]
+        out[f"seeds_{key}"] = _summary(values, spec) if values else "—"
+    for item, claim in all_claims():
+        ev = evidence.get(item.chapter)
+        verdict, held = _verdict(check_seeds(claim, ev.glued if ev else ()))
+        out[f"held_{claim_id(item, claim)}"] = f"{held} seeds" if " of " in held else "not run"
+        out[f"verdict_{claim_id(item, claim)}"] = verdict
+    out["seeds_cw_maxerr_diff_interval"] = _class_weight_interval(evidence.get("06_class_weights"))
+    for key in summary_keys():
+        out.setdefault(key, "—")
+    return out
+
+
+def _class_weight_interval(ev: Evidence | None) -> str:
+    """flowMC-EBM minus ULA-EBM largest class-share error: mean and paired 95 % interval over the seeds."""
+    from ..experiments import class_weights
+
+    if ev is None or not ev.glued or not all("cw_maxerr_flowmc" in g and "cw_maxerr_ula" in g for g in ev.glued):
+        return "—"
+    summary = class_weights.summarize_seeds([{k: _number_or_nan(v) for k, v in g.items()} for g in ev.glued])
+    mean, low, high = (summary[f"cw_maxerr_diff_{q}"] for q in ("mean", "low", "high"))
+    if len(ev.glued) < 2:
+        return f"{mean:.3f} (one seed: no interval)"
+    return f"{mean:.3f}, 95 % interval [{low:.3f}, {high:.3f}] over {len(ev.glued)} seeds (paired t)"
+
+
+def page_verdicts(items: Sequence[PaperItem], values: Glued) -> dict[str, str]:
+    """This page's verdict of each claim of ``items`` on its own run's ``values``, under ``here_<claim id>``
+    ("holds", "does not hold" or "is not checked (not run)"), for the chapter's text."""
+    out = {}
+    for item in items:
+        for claim in item.claims:
+            held = _check(claim, values)
+            out[f"here_{claim_id(item, claim)}"] = ("is not checked (not run)" if held is None else
+                                                    "holds" if held else "does not hold")
+    return out
+
+
+def glue_page_verdicts(items: Sequence[PaperItem], values: Glued) -> dict[str, str]:
+    """Glue ``page_verdicts(items, values)`` (not displayed); returns them."""
+    from myst_nb import glue
+
+    texts = page_verdicts(items, values)
+    for key, text in texts.items():
+        glue(key, text, display=False)
+    return texts
+
+
+def glue_summaries(evidence: Mapping[str, Evidence]) -> dict[str, str]:
+    """Glue every ``summaries(evidence)`` text (not displayed) for the chapters' boxes; returns them."""
+    from myst_nb import glue
+
+    texts = summaries(evidence)
+    for key, text in texts.items():
+        glue(key, text, display=False)
+    return texts
 
 
 _VERDICT_COLORS = {"holds": "#1a7f37", "holds in some seeds": "#9a6700", "does not hold": "#cf222e"}
@@ -423,7 +777,7 @@ def _claim_panel(ax, title: str, group: list[Quantity]) -> None:
                  color=_VERDICT_COLORS.get(verdict, "black"))
 
 
-def paper_vs_ours_figure(glued: Glued | GluedBySeed, columns: int = 2):
+def paper_vs_ours_figure(glued: Glued | GluedBySeed | Mapping[str, Evidence], columns: int = 2):
     """One panel per quantitative claim: each of its numbers as the paper gives it (a diamond, or a bar for a
     range read off a figure) beside ours (a dot, ± sd over seeds as an error bar when there are several), on
     a log axis when the values span more than a decade. The panel's title gives the verdict."""
@@ -448,11 +802,12 @@ def paper_vs_ours_figure(glued: Glued | GluedBySeed, columns: int = 2):
         _claim_panel(ax, f"{item}: {statement}", group)
     for ax in axes.flat[len(claims):]:
         ax.axis("off")
-    n_seeds = max(len(q.values) for q in items)
+    counts = sorted({len(q.values) for q in items})
+    ours = ("ours (one seed)" if counts == [1] else f"ours, mean ± sd of {counts[0]} seeds" if len(counts) == 1
+            else f"ours, mean ± sd of each chapter's seeds ({counts[0]}–{counts[-1]})")
     handles = [plt.Line2D([], [], ls="none", marker="D", ms=7, mfc="white", mec="0.2", label="paper"),
                plt.Line2D([], [], color="0.6", lw=6, label="paper, read off a figure"),
-               plt.Line2D([], [], ls="none", marker="o", ms=7, color="0.25",
-                          label="ours" if n_seeds == 1 else f"ours, mean ± sd of {n_seeds} seeds")]
+               plt.Line2D([], [], ls="none", marker="o", ms=7, color="0.25", label=ours)]
     fig.legend(handles=handles, loc="outside lower center", ncols=3)
     return fig
 

@@ -482,10 +482,10 @@ def run_chapter(name: str, profile: str = "cpu", parameters: dict[str, Any] | No
         seconds = time.perf_counter() - start
 
         notebook = nbformat.read(temporary, as_version=4)
-        if chapter.summary:  # summary pages have no knob: hide papermill's injected "profile = ..." cell
-            for cell in notebook.cells:
-                if "injected-parameters" in cell.metadata.get("tags", []):
-                    cell.metadata["tags"].append("remove-cell")
+        for cell in notebook.cells:  # papermill's injected "profile = ..." cell: not part of the page (the page
+            tags = cell.metadata.setdefault("tags", [])  # states its profile and seed; papermill copies no tags)
+            if "injected-parameters" in tags and "remove-cell" not in tags:
+                tags.append("remove-cell")
         key = None if seed is None else _records.run_key(seed, overrides)
         notebook.metadata["ebmflow"] = {"chapter": chapter.name, "profile": profile, "parameters": overrides,
                                         "seed": seed, "run_key": key, "ebmflow_version": __version__,

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from ..book.claims import Claim, PaperItem
-from ..book.plotting import color, label
+from ..book.plotting import BOOK_FIGURE_WIDTH, color, label
 from ..checks import InputError, check_probability, check_weights
 from ..data import ImbalancedDigits, Measurement, measure_mix, refit, sampler_switches
 from ..methods import FlowMCEBM, Method, ULAEBM
@@ -271,9 +271,9 @@ def summarize_seeds(per_seed: Sequence[Mapping[str, float]], quantity: str = "ma
 def figure(runs: dict[str, Run], measured: dict[str, Measurement | None], study: ImbalancedDigits):
     """(a, b) the training chains' class mix along training, true proportions dashed; (c) the true proportions
     beside each method's, measured by the common sampler (solid) and on its final training chains (hatched)."""
-    true, palette = study.truth, plt.get_cmap("tab10")
-    classes = torch.nonzero(true).squeeze(1).tolist()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.6), width_ratios=[1, 1, 1.2], layout="constrained")
+    true, palette, classes = study.truth, plt.get_cmap("tab10"), torch.nonzero(study.truth).squeeze(1).tolist()
+    fig = plt.figure(figsize=(BOOK_FIGURE_WIDTH, 6.0), layout="constrained")
+    axes = list(fig.subplot_mosaic("ab;cc").values())  # (a) (b) on top, (c) below at full width
     for ax, (panel, name) in zip(axes, zip("ab", runs)):
         iterations, mix = runs[name].history.evaluations["iteration"], _mix(runs[name])
         for i, c in enumerate(classes):
@@ -282,8 +282,8 @@ def figure(runs: dict[str, Run], measured: dict[str, Measurement | None], study:
         ax.plot(iterations, 1 - mix[:, list(classes)].sum(1), color="0.5", label="other digits")
         ax.plot(iterations, runs[name].history.evaluations["mix_rejected"], ":", color="k", label="rejected (of all)")
         ax.set(title=f"({panel}) {label(name)}: training chains", xlabel="iteration", ylim=(-0.02, 1.02),
-               ylabel="class proportion")
-    axes[1].legend(fontsize="small")
+               ylabel="class proportion" if panel == "a" else "")
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.02, 1))
     grouped = lambda shares: [float(shares[c]) for c in classes] + [1 - sum(float(shares[c]) for c in classes)]  # noqa
     bars = [("training data (truth)", grouped(true), "0.3", "")]
     for name, shares in ((n, m.shares if m else torch.full((10,), math.nan)) for n, m in measured.items()):
@@ -294,6 +294,6 @@ def figure(runs: dict[str, Run], measured: dict[str, Measurement | None], study:
         x = np.arange(len(classes) + 1) + (i - (len(bars) - 1) / 2) * width
         axes[2].bar(x, values, width, color="white" if hatch else colour, edgecolor=colour, hatch=hatch, label=text)
     axes[2].set_xticks(np.arange(len(classes) + 1), [f"digit {c}" for c in classes] + ["other digits"])
-    axes[2].set(title="(c) class proportions (non-rejected samples)", ylim=(0, 1))
-    axes[2].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1, 1))
+    axes[2].set(title="(c) class proportions (non-rejected samples)", ylim=(0, 1), ylabel="class proportion")
+    axes[2].legend(loc="upper left", bbox_to_anchor=(1.02, 1))
     return fig

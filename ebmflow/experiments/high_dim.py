@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from ..book.claims import Claim, PaperItem, lowest
-from ..book.plotting import color, label
+from ..book.plotting import BOOK_FIGURE_WIDTH, color, label
 from ..checks import InputError
 from ..methods import METHODS, NTEBM, CoopFlow, FlowMCEBM, Method, ULAEBM
 from ..metrics import MIN_RHAT_DRAWS, mixing_diagnostics
@@ -263,15 +263,15 @@ def table7(config: Config) -> pd.DataFrame:
 def figure6(runs: dict[tuple[str, int], Run]):
     """Figure 6: max R-hat along training, one panel per dimension; × where a run stopped on a divergence."""
     dims = sorted({d for _, d in runs})
-    fig, axes = plt.subplots(1, len(dims), figsize=(12, 3.6), layout="constrained", sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(dims), figsize=(BOOK_FIGURE_WIDTH, 3.4), layout="constrained", sharey=True,
+                             squeeze=False)
     for ax, dim in zip(axes[0], dims):
         for (name, _), run in ((key, run) for key, run in runs.items() if key[1] == dim):
             plot_along_training(ax, run, "iteration", "rhat", "s--" if name == FULL else "o-", ms=3,
                                 color=color("coopflow" if name == FULL else name), label=NAMES[name])
         ax.axhline(RHAT_MIXED, color="k", ls=":", lw=1)
-        ax.set(title=f"Dim {dim}", xlabel="training iteration", yscale="log")
-    axes[0, 0].set_ylabel("max R-hat over coordinates (×: stopped)")
-    axes[0, 0].legend(fontsize="small")
+        ax.set(title=f"d = {dim}", xlabel="iteration", yscale="log", ylabel="max R-hat" if dim == dims[0] else "")
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncols=3)
     return fig
 
 

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from ..book.claims import Claim, PaperItem
-from ..book.plotting import color, label
+from ..book.plotting import BOOK_FIGURE_WIDTH, color, label
 from ..checks import InputError, check_probability
 from ..data import Dequantize, ImageData, cifar10_folder, load_images
 from ..methods import FlowMCEBM, Method
@@ -232,7 +232,7 @@ def image_grid(samples: Tensor, shape: tuple[int, int, int], rows: int, pad: int
 
 def figure7(values: dict[str, Tensor]):
     """Figure 7: histograms of E_theta on negative samples, training data and test data."""
-    fig, ax = plt.subplots(figsize=(6, 3.4), layout="constrained")
+    fig, ax = plt.subplots(figsize=(BOOK_FIGURE_WIDTH, 3.2), layout="constrained")
     colors = {"negative samples": color("flowmc"), "train data": "#4c72b0", "test data": "#8c8c8c"}
     for name, value in values.items():
         ax.hist(value.numpy(), bins=40, density=True, histtype="stepfilled", alpha=0.45, color=colors[name],
@@ -246,7 +246,8 @@ def figure8(samples: Tensor, shape: tuple[int, int, int], run: Run, rows: int = 
     """Figure 8: (a) a grid of samples (the paper shows 4 rows of 16), (b) global (i-SIR) and local (MALA)
     acceptance along training, moving averages over ``window`` iterations."""
     grid = image_grid(samples, shape, rows, pad=max(1, shape[1] // 16))
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 2.5 + 10 * grid.shape[0] / grid.shape[1]),
+    width = BOOK_FIGURE_WIDTH
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(width, 2.8 + width * grid.shape[0] / grid.shape[1]),
                                       height_ratios=[grid.shape[0] / grid.shape[1] * 4, 1], layout="constrained")
     top.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1)
     top.set_axis_off()
@@ -261,5 +262,5 @@ def figure8(samples: Tensor, shape: tuple[int, int, int], run: Run, rows: int = 
             bottom.plot(len(values), smooth[-1], "x", ms=9, mew=2, color=color("flowmc"))
     bottom.axhspan(*PAPER_ACCEPTANCE, color="0.85", label="paper, CIFAR-10 (global)")
     bottom.set(xlabel="iteration", ylabel="acceptance", ylim=(0, 1), title=f"(b) {label('flowmc')} acceptance")
-    bottom.legend(fontsize="small", ncols=3)
+    bottom.legend(ncols=3, loc="upper center", bbox_to_anchor=(0.5, -0.3))
     return fig

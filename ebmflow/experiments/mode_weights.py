@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from ..book.claims import Claim, PaperItem
-from ..book.plotting import color, label
+from ..book.plotting import BOOK_FIGURE_WIDTH, color, label
 from ..checks import InputError, check_weights
 from ..estimators import ModeWeights, final_mode_weights, weights_along_training
 from ..methods import METHODS, CoopFlow, FlowMCEBM, Method, NTEBM, ULAEBM
@@ -283,7 +283,7 @@ def figure_weights(runs: dict, config: Config):
     """The heaviest mode's weight along training, one column per d: top, the reported EBM of each method; bottom,
     flowMC-EBM's EBM without (the last E_theta) and with the parameter average."""
     dims, heaviest = config.dimensions, max(range(4), key=lambda k: config.mode_weights[k])
-    fig, axes = plt.subplots(2, len(dims), figsize=(3.4 * len(dims), 5.8), sharex=True, sharey=True,
+    fig, axes = plt.subplots(2, len(dims), figsize=(BOOK_FIGURE_WIDTH, 5.4), sharex=True, sharey=True,
                              layout="constrained", squeeze=False)
     for column, dim in enumerate(dims):
         for name in METHODS:
@@ -292,9 +292,9 @@ def figure_weights(runs: dict, config: Config):
         _curve(axes[1, column], runs["flowmc", dim], "flowmc", heaviest, color=color("flowmc"), label="average")
         for row, title in enumerate(["four methods", "flowMC-EBM"]):
             axes[row, column].axhline(config.mode_weights[heaviest], color="k", ls="--", lw=1, label="truth")
-            axes[row, column].set(title=f"d = {dim}: {title}", ylim=(-0.02, 1.02))
+            axes[row, column].set(title=f"d = {dim}" if row == 0 else "", ylim=(-0.02, 1.02))
         axes[1, column].set_xlabel("epoch")
-    for row in axes:
-        row[0].set_ylabel(f"weight of mode {heaviest + 1}")
-        row[-1].legend(fontsize="x-small")
+    for row, title in zip(axes, ["four methods", "flowMC-EBM"]):
+        row[0].set_ylabel(f"{title}:\nweight of mode {heaviest + 1}")
+        fig.legend(*row[-1].get_legend_handles_labels(), loc="outside lower center", ncols=5)
     return fig

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from ..book.claims import Claim, PaperItem
-from ..book.plotting import color, density_panel, label
+from ..book.plotting import BOOK_FIGURE_WIDTH, color, density_panel, label
 from ..checks import InputError, check_int
 from ..methods import FlowMCEBM, Method, ULAEBM
 from ..metrics import Grid2D, log_normalizer_on_grid, normalize_on_grid, zone_weights_on_grid
@@ -23,7 +23,8 @@ from ..training import TrainingState
 from .common import Run, checkpoint_for, plot_along_training, target_note, train
 
 __all__ = ["Config", "PROFILES", "CHOICES", "ITEMS", "PAPER_WEIGHT", "PAPER_WEIGHTS", "methods", "make_data",
-           "train_all", "trajectories", "key", "numbers", "weight_table", "target_markdown", "figure1"]
+           "train_all", "trajectories", "key", "numbers", "weight_table", "target_markdown", "figure1",
+           "figure1_weights"]
 
 PAPER_WEIGHT = (0.70, 0.78)  # the paper's flowMC-EBM weight of the 2/3 mode, read off Figure 1
 PAPER_WEIGHTS, PAPER_OFFSET = (1 / 3, 2 / 3), 1.5  # the paper's target: weights of the two modes, mean offset
@@ -209,16 +210,12 @@ def diagonal_slice(log_density_fn, grid: Grid2D, n: int = 400, device: torch.dev
 
 
 def figure1(runs: dict[str, Run], config: Config, paths: dict[str, Tensor]):
-    """Figure 1: panels (a)-(h) on the left, estimated weight of the top-right mode along training on the right."""
-    target = config.target
-    grid = config.grid
-    fig = plt.figure(figsize=(13, 5.2), layout="constrained")
-    left, right = fig.subfigures(1, 2, width_ratios=[2.1, 1])
-    axes = left.subplots(2, 4)
+    """Figure 1, panels (a)-(h): target and flow, each method's density, chains and diagonal slice."""
+    target, grid = config.target, config.grid
+    fig, axes = plt.subplots(2, 4, figsize=(BOOK_FIGURE_WIDTH, 3.9), layout="constrained")
     t_true, slice_true = diagonal_slice(target.log_prob, grid)
     density_panel(axes[0, 0], normalize_on_grid(target.log_prob, grid), grid, "(a) target p*")
-    flow = runs["flowmc"].method.flow
-    device = runs["flowmc"].device
+    flow, device = runs["flowmc"].method.flow, runs["flowmc"].device
     density_panel(axes[1, 0], normalize_on_grid(flow.log_prob, grid, device=device), grid, "(e) companion flow")
     axes[1, 0].annotate("", xy=tuple(target.means[1]), xytext=tuple(target.means[0]),
                         arrowprops=dict(arrowstyle="->", color="white", lw=1.5, ls="--"))
@@ -227,23 +224,27 @@ def figure1(runs: dict[str, Run], config: Config, paths: dict[str, Tensor]):
         density = normalize_on_grid(run.log_density, grid, device=run.device)
         density_panel(axes[row, 1], density, grid, f"({'bf'[row]}) {label(name)}")
         ax = axes[row, 2]
-        density_panel(ax, density, grid, f"({'cg'[row]}) {label(name)} chains")
+        density_panel(ax, density, grid, f"({'cg'[row]}) its chains")
         for chain in paths[name].cpu().unbind(1):
-            ax.plot(chain[:, 0], chain[:, 1], "-", lw=0.6, alpha=0.9)
-        ax.set_xlim(grid.low, grid.high)
-        ax.set_ylim(grid.low, grid.high)
+            ax.plot(chain[:, 0], chain[:, 1], "-", lw=0.8, alpha=0.9)
+        ax.set(xlim=(grid.low, grid.high), ylim=(grid.low, grid.high))
         ax = axes[row, 3]
         t, values = diagonal_slice(run.log_density, grid, device=run.device)
-        ax.plot(t_true, slice_true.exp(), "k--", lw=1, label="target")
-        ax.plot(t, values.exp(), color=color(name), label=label(name))
-        ax.set_title(f"({'dh'[row]}) slice along x1 = x2")
-        ax.legend(fontsize="x-small")
-    ax = right.subplots()
+        ax.plot(t_true, slice_true.exp(), "k--", lw=1, label="p*")
+        ax.plot(t, values.exp(), color=color(name), label="EBM")
+        ax.set(title=f"({'dh'[row]}) slice x1 = x2", yticks=[])
+        ax.legend(loc="upper left", handlelength=1.2)
+    return fig
+
+
+def figure1_weights(runs: dict[str, Run], config: Config):
+    """Figure 1 (right): the estimated weight of the top-right mode along training, both methods."""
+    fig, ax = plt.subplots(figsize=(BOOK_FIGURE_WIDTH, 3.0), layout="constrained")
     for name, run in runs.items():
         plot_along_training(ax, run, "epoch", "weight", color=color(name), label=label(name))
     ax.axhline(config.true_weight, color="k", ls="--", lw=1, label=f"true weight {config.true_weight:.3g}")
-    ax.set(xlabel="epoch", ylabel="estimated weight of the top-right mode", ylim=(-0.02, 1.02))
-    ax.legend(loc="lower left")
+    ax.set(xlabel="epoch", ylabel="weight of the top-right mode", ylim=(-0.02, 1.02))
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
     return fig
 
 

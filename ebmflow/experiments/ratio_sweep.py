@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from .. import __version__
-from ..book.plotting import color, label
+from ..book.plotting import BOOK_FIGURE_WIDTH, color, label
 from ..book.records import load_records
 from . import motivating
 
@@ -112,7 +112,7 @@ def table(found: dict[Fraction, list[dict[str, Any]]]) -> pd.DataFrame:
 def figure(found: dict[Fraction, list[dict[str, Any]]]):
     """Learned weight error against the ratio w / (1 - w) (log scale): each seed (dots), the mean ± sd (line, bars);
     the paper's Figure 1 range at 2:1 (read off, flowMC-EBM) as a grey bar."""
-    fig, ax = plt.subplots(figsize=(6.0, 3.8), layout="constrained")
+    fig, ax = plt.subplots(figsize=(BOOK_FIGURE_WIDTH, 3.6), layout="constrained")
     ratios = {w: float(w / (1 - w)) for w in found}
     for shift, m in zip((0.97, 1.03), METHODS):
         means, sds, xs = [], [], []
@@ -132,7 +132,7 @@ def figure(found: dict[Fraction, list[dict[str, Any]]]):
     ax.set_xticks([float(w / (1 - w)) for w in TOP_WEIGHTS], [f"{float(w / (1 - w)):g}:1" for w in TOP_WEIGHTS])
     ax.minorticks_off()
     ax.set_ylim(bottom=0)
-    ax.legend(fontsize="small")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
     return fig
 
 

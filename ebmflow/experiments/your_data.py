@@ -250,12 +250,12 @@ def _pairs(dim: int) -> list[tuple[int, int]]:
 def figure_clusters(data: YourData):
     """The standardised data coloured by cluster, one panel per coordinate pair (at most three)."""
     pairs, zones = _pairs(data.points.shape[1]), data.clusters.assign_mode(data.points)
-    fig, axes = plt.subplots(1, len(pairs), figsize=(3.2 * len(pairs) + 1, 3.2), layout="constrained", squeeze=False)
+    fig, axes = plt.subplots(1, len(pairs), figsize=(BOOK_FIGURE_WIDTH, 2.9), layout="constrained", squeeze=False)
     for ax, (a, b) in zip(axes[0], pairs):
         for c in range(data.clusters.n_modes):
             ax.scatter(*data.points[zones == c][:, [a, b]].T, s=2, label=f"cluster {c + 1} ({data.weights[c]:.2f})")
         ax.set(xlabel=f"$z_{a + 1}$", ylabel=f"$z_{b + 1}$", xlim=(-data.box, data.box), ylim=(-data.box, data.box))
-    axes[0, -1].legend(markerscale=4, fontsize="small", loc="upper left", bbox_to_anchor=(1, 1))
+    fig.legend(*axes[0, -1].get_legend_handles_labels(), markerscale=4, loc="outside right upper")
     return fig
 
 
