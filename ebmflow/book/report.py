@@ -406,8 +406,13 @@ def _link(item: PaperItem) -> str:
     """MyST link to the item: its labelled figure/table when the chapter's notebook names it, else the page."""
     chapter = CHAPTERS.get(item.chapter)
     if chapter is not None and chapter.notebook.exists() and item_label(item) in _targets(chapter.notebook):
-        return f"{{ref}}`{item.item} <{item_label(item)}>`"
-    return f"{{doc}}`{item.item} <{item.chapter}>`"
+        return f"{{ref}}`{_unbroken(item.item)} <{item_label(item)}>`"
+    return f"{{doc}}`{_unbroken(item.item)} <{item.chapter}>`"
+
+
+def _unbroken(item: str) -> str:
+    """"Figure 1" with a no-break space: a narrow column never splits an item's name from its number."""
+    return re.sub(r"(Figure|Table)s? (\d)", lambda m: m.group(0).replace(" ", "\u00a0"), item)
 
 
 def _verdict(results: list[bool | None]) -> tuple[str, str]:
@@ -533,11 +538,17 @@ def verdict_table_markdown(rows: list[dict[str, str]]) -> str:
             seeds = f"{{ref}}`{seeds} <seeds-{_item_anchor(row['item'])}>`"
         lines.append(f"* - {row['link']}")
         lines.append("  - " + "\n\n    ".join(claim))
-        lines.extend(f"  - {_escape(row[column])}" for column in ("paper", "ours"))
+        lines.extend("  - " + "\n\n    ".join(_escape(part) for part in _parts(row[column]))
+                     for column in ("paper", "ours"))
         lines.append(f"  - {seeds}")
         lines.append(f"  - {{{_BADGES[row['verdict']]}}}`{row['verdict']}`")
     lines.append(":::")
     return "\n".join(lines)
+
+
+def _parts(text: str) -> list[str]:
+    """A list of labelled numbers ("flowMC-EBM 0.94, NT-EBM 0.97") as one line each."""
+    return re.split(r"(?<=[\d)%])[,;] (?=[A-Za-z])", text)
 
 
 def _item_anchor(item: str) -> str:
@@ -565,7 +576,7 @@ def verdict_summary_markdown(rows: list[dict[str, str]]) -> str:
 def provenance_markdown(evidence: Mapping[str, Evidence]) -> str:
     """Where every chapter's numbers come from, one row per chapter: records or the book's page, profile, seeds,
     library version, commit(s), what was left out, and what the chapter's page in the book shows."""
-    lines = [":::{list-table}", ":header-rows: 1", ":widths: 22 40 13 25", ":class: ebmflow-report", "",
+    lines = [":::{list-table}", ":header-rows: 1", ":widths: 12 50 12 26", ":class: ebmflow-report", "",
              "* - chapter", "  - numbers from", "  - ebmflow", "  - the chapter's page shows"]
     for name, ev in evidence.items():
         where = {"records": f"results records, **{_escape(ev.seeds_text)}**, commit {_escape(ev.commit_text)}",
@@ -578,7 +589,8 @@ def provenance_markdown(evidence: Mapping[str, Evidence]) -> str:
             page = f"{_escape(ev.copy_profile)} profile, seed {ev.copy_seed}{extra}"
             if ev.copy_differs:
                 page = f"{{bdg-warning}}`other run` {page}: its figures and text are not these records'"
-        lines += [f"* - {{doc}}`{name}`", "  - " + "\n\n    ".join(cell), f"  - {_escape(', '.join(ev.versions))}",
+        lines += [f"* - {{doc}}`{name.split('_')[0]} <{name}>`", "  - " + "\n\n    ".join(cell),
+                  f"  - {_escape(', '.join(ev.versions))}",
                   f"  - {page}"]
     lines.append(":::")
     return "\n".join(lines)

@@ -115,8 +115,8 @@ CHOICES = (
 ITEMS = (
     PaperItem("Figure 7", "05_images", "energy histograms of negatives, training and test images", (
         Claim("the energies of negative samples fall in the range of the data's", "in range (read off Figure 7)",
-              "negatives {fig7_energy_neg_mean:.1f} ± {fig7_energy_neg_std:.1f}, training images "
-              "{fig7_energy_train_mean:.1f} ± {fig7_energy_train_std:.1f}",
+              "negatives' mean {fig7_energy_neg_mean:.1f}, training images' mean {fig7_energy_train_mean:.1f}, "
+              "training images' sd {fig7_energy_train_std:.1f}",
               "|mean E(negatives) − mean E(training images)| ≤ sd of E(training images)",
               lambda g: abs(g["fig7_energy_neg_mean"] - g["fig7_energy_train_mean"]) <= g["fig7_energy_train_std"]),
     ), rebuilt_by="images.figure7"),
