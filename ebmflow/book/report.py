@@ -277,11 +277,21 @@ def _summary(values: list[Any], spec: str) -> str:
         return _number(values[0], spec)
     finite = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
     if len(finite) > 1:
-        text = f"{_number(statistics.fmean(finite), spec)} ± {_number(statistics.stdev(finite), spec)}"
+        text = _mean_sd(statistics.fmean(finite), statistics.stdev(finite), spec)
     else:
         text = _number(finite[0], spec) if finite else "nan"
     diverged = len(values) - len(finite)
     return text + (f" ({diverged} of {len(values)} seeds diverged)" if diverged else "")
+
+
+def _mean_sd(mean: float, sd: float, spec: str) -> str:
+    """"0.52 ± 0.03"; in scientific notation the sd shares the mean's exponent: "(1.05 ± 0.08)e-03"."""
+    match = re.fullmatch(r"(.*?)\.?(\d*)([eE])", spec)
+    if match is None or mean == 0:
+        return f"{_number(mean, spec)} ± {_number(sd, spec)}"
+    exponent = math.floor(math.log10(abs(mean)))
+    digits = match.group(2) or "2"
+    return f"({mean / 10 ** exponent:.{digits}f} ± {sd / 10 ** exponent:.{digits}f}){match.group(3)}{exponent:+03d}"
 
 
 def _render_over_seeds(template: str, seeds: Sequence[Glued]) -> str:
@@ -522,7 +532,7 @@ def verdict_table_markdown(rows: list[dict[str, str]]) -> str:
     """The verdict rows as a MyST list-table that wraps to the page width (CSS class ``ebmflow-report``): under
     each claim its rule, why it does not hold (if so) and where its numbers come from; "k of n" links to the
     claim's per-seed values (``per_seed_markdown``)."""
-    lines = [":::{list-table}", ":header-rows: 1", ":widths: 10 40 15 17 8 10", ":class: ebmflow-report", "",
+    lines = [":::{list-table}", ":header-rows: 1", ":widths: 11 35 15 18 9 12", ":class: ebmflow-report", "",
              "* - item", "  - claim (the rule applied; where the numbers come from)", "  - paper",
              "  - ours (mean ± sd)", "  - seeds", "  - verdict"]
     for row in rows:
@@ -576,7 +586,7 @@ def verdict_summary_markdown(rows: list[dict[str, str]]) -> str:
 def provenance_markdown(evidence: Mapping[str, Evidence]) -> str:
     """Where every chapter's numbers come from, one row per chapter: records or the book's page, profile, seeds,
     library version, commit(s), what was left out, and what the chapter's page in the book shows."""
-    lines = [":::{list-table}", ":header-rows: 1", ":widths: 12 50 12 26", ":class: ebmflow-report", "",
+    lines = [":::{list-table}", ":header-rows: 1", ":widths: 10 50 13 27", ":class: ebmflow-report", "",
              "* - chapter", "  - numbers from", "  - ebmflow", "  - the chapter's page shows"]
     for name, ev in evidence.items():
         where = {"records": f"results records, **{_escape(ev.seeds_text)}**, commit {_escape(ev.commit_text)}",

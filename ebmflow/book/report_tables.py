@@ -8,6 +8,7 @@ and a name (``report-table-<n>``) that fits the page (CSS class ``ebmflow-report
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -63,7 +64,7 @@ def _figure1(ev: Evidence) -> SeedTable:
                           f"{_over_seeds(ev, m.key('weight_max', name), '.2f')}"))
                  for name, label in _methods() if name in ("flowmc", "ula"))
     truth = _over_seeds(ev, "fig1_true_weight", ".3f")
-    return SeedTable("report-figure-1", f"Figure 1: estimated weight of the top-right mode (truth {truth})",
+    return SeedTable("report-figure-1", f"The paper's Figure 1: estimated weight of the top-right mode (truth {truth})",
                      ev.chapter, ("final weight: paper", "final weight: ours", "range after epoch 1: paper",
                                   "range: ours (lowest to highest)"), rows,
                      "the paper's values are read off its figure")
@@ -74,7 +75,7 @@ def _table1(ev: Evidence) -> SeedTable:
 
     header, body = _grid(ev, _methods(), [(target, benchmarks.TARGET_LABELS[target]) for target in t.TARGETS],
                          t.table1_key, lambda m, target: t.PAPER_TABLE1[m][target], ".2f")
-    return SeedTable("report-table-1", "Table 1: median squared log-density error (lower is better)", ev.chapter,
+    return SeedTable("report-table-1", "The paper's Table 1: median squared log-density error (lower is better)", ev.chapter,
                      header, body)
 
 
@@ -83,7 +84,7 @@ def _table3(ev: Evidence) -> SeedTable:
 
     columns = [("init", "init. vs E_θ"), ("neg", "negatives vs E_θ"), ("ebm", "E_θ vs −log p*")]
     header, body = _grid(ev, _methods(), columns, e.table3_key, lambda m, c: e.PAPER_TABLE3[m][c], ".2e")
-    return SeedTable("report-table-3", "Table 3: zone-weight mean squared errors (lower is better)", ev.chapter,
+    return SeedTable("report-table-3", "The paper's Table 3: zone-weight mean squared errors (lower is better)", ev.chapter,
                      header, body)
 
 
@@ -92,7 +93,7 @@ def _table2(ev: Evidence) -> SeedTable:
 
     header, body = _grid(ev, _methods(), [(d, f"d = {d}") for d in h.DIMS], h.table2_key,
                          lambda m, d: h.PAPER_TABLE2[m][d], ".2f")
-    return SeedTable("report-table-2", "Table 2: largest R-hat of 128 negative chains at the end of training "
+    return SeedTable("report-table-2", "The paper's Table 2: largest R-hat of 128 negative chains at the end of training "
                      "(≈1: the chains mix)", ev.chapter, header, body, "nan: a run stopped by a divergence")
 
 
@@ -108,8 +109,8 @@ def _images(ev: Evidence) -> SeedTable:
             ("mean energy of training images", "—", _over_seeds(ev, i.key(7, "energy_train_mean"), ".1f")),
             ("sd of the training images' energy", "—", _over_seeds(ev, i.key(7, "energy_train_std"), ".1f")),
             ("mean energy of test images", "—", _over_seeds(ev, i.key(7, "energy_test_mean"), ".1f")))
-    return SeedTable("report-figure-8", "Figures 7 and 8: acceptance over the last quarter of training and "
-                     "energies", ev.chapter, ("paper", "ours"), tuple((r[0], r[1:]) for r in rows),
+    return SeedTable("report-figure-8", "The paper's Figures 7 and 8: acceptance over the last quarter of "
+                     "training, and energies", ev.chapter, ("paper", "ours"), tuple((r[0], r[1:]) for r in rows),
                      "the paper trains on CIFAR-10; the cpu profile on scikit-learn's 8×8 digits")
 
 
@@ -118,7 +119,7 @@ def _class_weights(ev: Evidence) -> SeedTable:
     from .report import _class_weight_interval
 
     digits = sorted({int(k[len("cw_truth_p"):]) for g in ev.glued for k in g if k.startswith("cw_truth_p")})
-    truth = {c: _over_seeds(ev, cw.key(f"truth_p{c}"), ".2f") for c in digits}
+    truth = {c: format(ev.glued[0].get(cw.key(f"truth_p{c}"), math.nan), ".2f") for c in digits}  # the same in every seed
     rows = tuple((label, (_over_seeds(ev, cw.key("maxerr", name), ".3f"),
                           *(_over_seeds(ev, cw.key(f"p{c}", name), ".3f") for c in digits)))
                  for name, label in _methods() if name in ("flowmc", "ula"))
