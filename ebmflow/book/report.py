@@ -36,8 +36,9 @@ from .glued import check_numbers, read_glued
 __all__ = ["VERDICTS", "GluedBySeed", "Evidence", "Quantity", "all_claims", "claim_id", "load_glued",
            "load_glued_by_seed", "load_evidence", "by_seed", "check_seeds", "verdict_rows", "quantities",
            "paper_values", "item_label", "verdict_summary_markdown", "verdict_table_markdown",
-           "provenance_markdown", "provenance_sentence", "per_seed_markdown", "paper_vs_ours_figure", "glue_summaries",
-           "summary_keys", "summaries", "page_verdicts", "glue_page_verdicts", "paper_map_markdown", "runtime_markdown", "choices_by_chapter_markdown"]
+           "provenance_markdown", "provenance_sentence", "per_seed_markdown", "paper_vs_ours_figure",
+           "glue_summaries", "summary_keys", "summaries", "page_verdicts", "glue_page_verdicts",
+           "paper_map_markdown", "runtime_markdown", "choices_dropdown", "choices_by_chapter_markdown"]
 
 VERDICTS = ("holds", "holds in some seeds", "does not hold", "rebuilt", "not run")
 GluedBySeed = Mapping[str, Sequence[Glued]]  # chapter -> the glued values of each seed's run
@@ -866,6 +867,15 @@ def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "—"
     return f"{seconds:.0f}\u00a0s" if seconds < 120 else f"{seconds / 60:.1f}\u00a0min"  # no break before the unit
+
+
+def choices_dropdown(name: str) -> str:
+    """Chapter ``name``'s choices where the paper is silent, as a collapsed dropdown (MyST) titled with their count."""
+    choices = CHAPTERS[name].choices
+    from .chapters import choices_markdown
+
+    return (f":::{{dropdown}} The {len(choices)} choice{'s' if len(choices) != 1 else ''} of this chapter\n"
+            f"{choices_markdown(name)}\n:::")
 
 
 def choices_by_chapter_markdown() -> str:

@@ -75,8 +75,8 @@ def _table1(ev: Evidence) -> SeedTable:
 
     header, body = _grid(ev, _methods(), [(target, benchmarks.TARGET_LABELS[target]) for target in t.TARGETS],
                          t.table1_key, lambda m, target: t.PAPER_TABLE1[m][target], ".2f")
-    return SeedTable("report-table-1", "The paper's Table 1: median squared log-density error (lower is better)", ev.chapter,
-                     header, body)
+    return SeedTable("report-table-1", "The paper's Table 1: median squared log-density error (lower is better)",
+                     ev.chapter, header, body)
 
 
 def _table3(ev: Evidence) -> SeedTable:
@@ -84,8 +84,8 @@ def _table3(ev: Evidence) -> SeedTable:
 
     columns = [("init", "init. vs E_θ"), ("neg", "negatives vs E_θ"), ("ebm", "E_θ vs −log p*")]
     header, body = _grid(ev, _methods(), columns, e.table3_key, lambda m, c: e.PAPER_TABLE3[m][c], ".2e")
-    return SeedTable("report-table-3", "The paper's Table 3: zone-weight mean squared errors (lower is better)", ev.chapter,
-                     header, body)
+    return SeedTable("report-table-3", "The paper's Table 3: zone-weight mean squared errors (lower is better)",
+                     ev.chapter, header, body)
 
 
 def _table2(ev: Evidence) -> SeedTable:
@@ -93,8 +93,8 @@ def _table2(ev: Evidence) -> SeedTable:
 
     header, body = _grid(ev, _methods(), [(d, f"d = {d}") for d in h.DIMS], h.table2_key,
                          lambda m, d: h.PAPER_TABLE2[m][d], ".2f")
-    return SeedTable("report-table-2", "The paper's Table 2: largest R-hat of 128 negative chains at the end of training "
-                     "(≈1: the chains mix)", ev.chapter, header, body, "nan: a run stopped by a divergence")
+    return SeedTable("report-table-2", "The paper's Table 2: largest R-hat of 128 negative chains at the end of "
+                     "training (≈1: the chains mix)", ev.chapter, header, body, "nan: a run stopped by a divergence")
 
 
 def _images(ev: Evidence) -> SeedTable:
@@ -119,7 +119,7 @@ def _class_weights(ev: Evidence) -> SeedTable:
     from .report import _class_weight_interval
 
     digits = sorted({int(k[len("cw_truth_p"):]) for g in ev.glued for k in g if k.startswith("cw_truth_p")})
-    truth = {c: format(ev.glued[0].get(cw.key(f"truth_p{c}"), math.nan), ".2f") for c in digits}  # the same in every seed
+    truth = {c: format(ev.glued[0].get(cw.key(f"truth_p{c}"), math.nan), ".2f") for c in digits}  # as every seed
     rows = tuple((label, (_over_seeds(ev, cw.key("maxerr", name), ".3f"),
                           *(_over_seeds(ev, cw.key(f"p{c}", name), ".3f") for c in digits)))
                  for name, label in _methods() if name in ("flowmc", "ula"))
