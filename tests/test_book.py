@@ -4,6 +4,7 @@ The HTML is built once per test session (``built_book``, reused by tests/test_br
 working tree, so a test never writes into the repository's own ``_build``.
 """
 import functools
+import math
 import re
 import shutil
 import subprocess
@@ -168,9 +169,9 @@ def test_report_links_to_the_figure_when_the_chapter_names_it(monkeypatch, tmp_p
     [item] = report.paper_items()
     assert report.item_label(item) == "table-9"
     monkeypatch.setattr(report, "_targets", lambda _: {"table-9"})
-    assert report._link(item) == "{ref}`Table 9 <table-9>`"
+    assert report._link(item) == "{ref}`Table\u00a09 <table-9>`"  # a no-break space: never split in a narrow column
     monkeypatch.setattr(report, "_targets", lambda _: set())
-    assert report._link(item) == "{doc}`Table 9 <01_motivating_example>`"
+    assert report._link(item) == "{doc}`Table\u00a09 <01_motivating_example>`"
 
 
 def test_verdict_summary_counts_claims_and_seeds(monkeypatch):
@@ -178,3 +179,172 @@ def test_verdict_summary_counts_claims_and_seeds(monkeypatch):
     rows = report.verdict_rows({"01_motivating_example": [{"t9_a": 1, "t9_b": 2}, {"t9_a": 3, "t9_b": 2}]})
     assert report.verdict_summary_markdown(rows) == ("Of the paper's 2 claims, **0 hold**, **2 in some seeds only**, "
                                                      "**0 do not** (checked on each of 2 seeds).")
+
+
+# --- where the report's numbers come from: the records of one profile, never mixed ----------------------------
+
+def _record(root, seed, value, profile="cpu", parameters=None, version=None, commit="c0ffee1234", chapter=None):
+    from ebmflow.book import records
+
+    record = records.make_record(
+        chapter=chapter or "01_motivating_example", profile=profile, seed=seed, device="cpu",
+        overrides=parameters or {}, config={"seed": seed}, glued={"fig1_final_weight_flowmc": value,
+                                                                   "fig1_weight_error_flowmc": abs(value - 2 / 3)},
+        timings={}, seconds=1.0, commit=commit, machine={})
+    if version:
+        record["ebmflow_version"] = version
+    return records.write_record(record, root)
+
+
+def _evidence(root, profile="cpu"):
+    from ebmflow.book.report import load_evidence
+
+    return load_evidence(profile, root=root, chapters=["01_motivating_example"])["01_motivating_example"]
+
+
+def test_evidence_is_the_records_of_one_profile_with_every_seed(tmp_path):
+    for seed, value in enumerate([0.70, 0.66, float("nan")]):
+        _record(tmp_path, seed, value)
+    _record(tmp_path, 0, 0.1, profile="smoke")  # another profile: never part of the cpu verdicts
+    ev = _evidence(tmp_path)
+    assert (ev.source, ev.profile, ev.seeds) == ("records", "cpu", (0, 1, 2))
+    assert [g["fig1_final_weight_flowmc"] for g in ev.glued][:2] == [0.70, 0.66]
+    assert math.isnan(ev.glued[2]["fig1_final_weight_flowmc"])  # stored as null, read back as NaN (diverged)
+    assert ev.seeds_text == "cpu profile, seeds 0, 1, 2" and ev.commit_text == "c0ffee12"
+    assert _evidence(tmp_path, "smoke").seeds == (0,)
+
+
+def test_evidence_never_combines_library_versions_or_parameter_sets(tmp_path):
+    from ebmflow import __version__
+
+    _record(tmp_path, 0, 0.70)
+    _record(tmp_path, 1, 0.50, version="0.0.1")
+    _record(tmp_path, 2, 0.10, parameters={"weights": [0.1, 0.9]})  # a sweep of the chapter
+    ev = _evidence(tmp_path)
+    assert ev.seeds == (0,) and ev.versions == (__version__,)
+    assert any("0.0.1" in note for note in ev.notes) and any("other parameters" in note for note in ev.notes)
+    other = tmp_path / "other"
+    _record(other, 0, 0.70, version="0.0.1")
+    _record(other, 1, 0.50, version="0.0.2")
+    refused = _evidence(other)  # two versions, none of this one: nothing is combined
+    assert refused.source != "records"
+    assert any("not combined" in note for note in refused.notes)
+
+
+def test_evidence_falls_back_to_the_page_and_flags_a_page_of_another_run(tmp_path, monkeypatch):
+    from ebmflow.book import report
+
+    monkeypatch.setattr(report, "_read_checked", lambda name, warn=None: {"fig1_final_weight_flowmc": 0.7})
+    monkeypatch.setattr(report, "_copy_metadata", lambda name: {"profile": "smoke", "seed": 3, "parameters": {}})
+    ev = _evidence(tmp_path)  # no records at all
+    assert (ev.source, ev.profile, ev.seeds) == ("notebook", "smoke", (3,))
+    assert "no records" in ev.notes[-1] and not ev.copy_differs
+    _record(tmp_path, 0, 0.70)
+    ev = _evidence(tmp_path)
+    assert ev.source == "records" and ev.copy_differs  # the page shows a smoke run, the verdicts the cpu records
+    assert "other run" in report.provenance_markdown({ev.chapter: ev})
+    assert "shows another run" in report.provenance_sentence({ev.chapter: ev}, "cpu")
+
+
+def test_report_states_profile_seeds_and_commit_of_every_row_and_table(tmp_path):
+    from ebmflow.book import report, report_tables
+
+    for seed, value in enumerate([0.70, 0.60]):
+        _record(tmp_path, seed, value)
+    evidence = {"01_motivating_example": _evidence(tmp_path)}
+    rows = [r for r in report.verdict_rows(evidence) if r["chapter"] == "01_motivating_example"]
+    assert rows[0]["seeds"] == "1 of 2" and rows[0]["verdict"] == "holds in some seeds"
+    assert rows[0]["ours"] == "0.650 ± 0.071" and "cpu · seeds 0, 1 · records · commit c0ffee12" == rows[0]["source"]
+    table = report.verdict_table_markdown(rows)
+    assert "numbers: cpu · seeds 0, 1" in table and "{ref}`1 of 2 <seeds-figure-1>`" in table
+    per_seed = report.per_seed_markdown(evidence)
+    assert "(seeds-figure-1)=" in per_seed and "{dropdown}" in per_seed and "seed 1" in per_seed
+    tables = report_tables.tables_markdown(evidence)
+    assert ":name: report-figure-1" in tables and "cpu profile, seeds 0, 1" in tables and "c0ffee12" in tables
+    assert "0.650 ± 0.071" in tables and "≈0.70–0.78" in tables
+
+
+def test_report_glues_every_key_the_chapters_boxes_read(tmp_path):
+    """Each `{glue:text}`99_report.ipynb::KEY:s`` in a chapter is one the report glues, whatever was run (a
+    missing one would fail the -W build)."""
+    import nbformat
+
+    from ebmflow.book import report
+    from ebmflow.book.chapters import CHAPTERS
+
+    keys = set(report.summary_keys())
+    for chapter in CHAPTERS.values():
+        text = "\n".join(c.source for c in nbformat.read(chapter.notebook, as_version=4).cells
+                         if c.cell_type == "markdown")
+        for key, spec in re.findall(r"99_report\.ipynb::([^`:]+):?([^`]*)`", text):
+            assert key in keys, (chapter.name, key)
+            assert spec == "s", (chapter.name, key, "cross-notebook glue needs an explicit :s (myst-nb)")
+    _record(tmp_path, 0, 0.70)
+    texts = report.summaries({"01_motivating_example": _evidence(tmp_path)})
+    assert set(texts) == keys and texts["seeds_fig1_final_weight_flowmc"] == "0.700"
+    assert texts["held_figure-1-1"] == "1 of 1 seeds" and texts["seeds_table1_flowmc_rings"] == "—"
+    assert report.summaries({})["held_figure-1-1"] == "not run"
+
+
+def test_mean_sd_shares_the_exponent_in_scientific_notation():
+    from ebmflow.book.report import _mean_sd, _summary
+
+    assert _mean_sd(1.05e-3, 7.94e-5, ".2e") == "(1.05 ± 0.08)e-03"
+    assert _summary([0.5, 0.7], ".2f") == "0.60 ± 0.14"
+    assert _summary([0.5, float("nan")], ".2f") == "0.50 (1 of 2 seeds diverged)"
+
+
+# --- the chapters as a reader sees them ------------------------------------------------------------------------
+
+def _chapters():
+    from ebmflow.book.chapters import CHAPTERS
+
+    return [c for c in CHAPTERS.values() if c.name[:2].isdigit() and c.name != "99_report"]
+
+
+@pytest.mark.parametrize("chapter", _chapters(), ids=lambda c: c.name)
+def test_chapter_reads_as_narrative(chapter):
+    """Opens with what it reproduces (or the question beyond the paper) and a box of its headline numbers; set-up
+    and parameters cells collapsed or removed; every figure named, captioned and cited with {numref}; the figures
+    of paper items follow the report's labels (figure-N)."""
+    import nbformat
+
+    from ebmflow.book.report import item_label
+
+    cells = nbformat.read(chapter.notebook, as_version=4).cells
+    first = cells[0].source
+    assert "What this chapter reproduces" in first or "The question beyond the paper" in first, chapter.name
+    assert "{admonition}" in first and "ebmflow-box" in first, "a 'paper vs ours' box at the top"
+    hidden = {"hide-cell", "remove-cell"}
+    for cell in cells:
+        tags = set(cell.metadata.get("tags", []))
+        if "parameters" in tags or "chapter_config(" in cell.source or "glue_numbers(" in cell.source.split("\n")[0]:
+            assert tags & hidden or "hide-input" in tags, (chapter.name, cell.source[:60])
+    markdown = "\n".join(c.source for c in cells if c.cell_type == "markdown")
+    names = set()
+    for cell in cells:
+        figure = cell.metadata.get("mystnb", {}).get("figure")
+        if cell.cell_type == "code" and "savefig(" in cell.source:
+            assert figure and figure.get("name") and len(figure.get("caption", "")) > 40, (chapter.name, cell.source)
+            names.add(figure["name"])
+    for name in names - {"ratio-sweep"}:  # the sweep's figure is cited by the text it generates
+        assert f"{{numref}}`{name}`" in markdown, (chapter.name, name)
+    for label in re.findall(r"\{numref\}`([^`<]+)`", markdown):
+        assert label in names, (chapter.name, label)
+    for item in chapter.items:
+        if item.item.startswith("Figure") and item.rebuilt_by.split(".")[-1].startswith("figure"):
+            assert item_label(item) in names, (chapter.name, item.item)
+    assert "x-small" not in markdown
+
+
+def test_runner_hides_papermills_injected_cell():
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from ebmflow.book.runner import hide_injected_parameters
+
+    notebook = new_notebook(cells=[new_code_cell("profile = 'cpu'", metadata={"tags": ["injected-parameters"]}),
+                                   new_code_cell("x = 1")])
+    hide_injected_parameters(notebook)
+    hide_injected_parameters(notebook)
+    assert notebook.cells[0].metadata["tags"] == ["injected-parameters", "remove-cell"]
+    assert "remove-cell" not in notebook.cells[1].metadata.get("tags", [])

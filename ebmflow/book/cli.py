@@ -215,12 +215,18 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 
 def _report(_: argparse.Namespace) -> int:
-    from .report import VERDICTS, load_glued, verdict_rows
+    from .report import VERDICTS, load_evidence, verdict_rows
 
-    rows = verdict_rows(load_glued(warn=lambda line: print(f"ebmflow: warning: {line}", file=sys.stderr)))
+    warn = lambda line: print(f"ebmflow: warning: {line}", file=sys.stderr)  # noqa: E731
+    rows = verdict_rows(load_evidence("cpu", warn=warn))  # the committed cpu records (a chapter without: its page)
+    outcome = {"holds": "all", "holds in some seeds": "some", "does not hold": "none"}
     for row in rows:
         print(f"{row['item']:<9} {row['claim']}")
-        print(f"{'':<9} paper: {row['paper']}  |  ours: {row['ours']}  |  rule: {row['rule']}  ->  {row['verdict']}")
+        print(f"{'':<9} paper: {row['paper']}  |  ours: {row['ours']}  |  rule: {row['rule']}  ->  {row['verdict']}"
+              + (f" ({row['seeds']} seeds; {row['source']})" if " of " in row["seeds"] else ""))
+        if row["verdict"] in outcome and row.get("expected") and outcome[row["verdict"]] != row["expected"]:
+            print(f"{'':<9} recorded outcome {row['expected']!r}, now {outcome[row['verdict']]!r}: set "
+                  f"Claim(expected={outcome[row['verdict']]!r}) in {row['chapter']}'s module if that is right")
     print("; ".join(f"{n} {v}" for v in VERDICTS if (n := sum(r["verdict"] == v for r in rows))))
     return 0
 

@@ -198,11 +198,12 @@ def _choose(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[s
     return sorted(default, key=lambda r: r["seed"]), notes
 
 
-def load_evidence(profile: str = "cpu", root: Path | None = None,
-                  chapters: Sequence[str] | None = None) -> dict[str, Evidence]:
+def load_evidence(profile: str = "cpu", root: Path | None = None, chapters: Sequence[str] | None = None,
+                  warn: Callable[[str], None] | None = None) -> dict[str, Evidence]:
     """Per experiment chapter, the runs its verdicts rest on: the records of ``profile`` under ``root`` (default
     results/), chosen by ``_choose``; with none, the chapter's executed notebook in book/ (whatever its profile,
-    which is then stated); with neither, nothing ("none")."""
+    which is then stated; read by ``load_glued``, ``warn`` getting its non-finite values); with neither, nothing
+    ("none")."""
     out = {}
     for name in chapters or [c.name for c in CHAPTERS.values() if not c.summary]:
         _check_chapter(name)
@@ -220,7 +221,7 @@ def load_evidence(profile: str = "cpu", root: Path | None = None,
                                  tuple(dict.fromkeys(str(r.get("commit")) for r in chosen if r.get("commit"))),
                                  notes=tuple(notes), **copy)
             continue
-        values = _read_checked(name) if CHAPTERS[name].notebook.exists() else {}
+        values = load_glued([name], warn) if CHAPTERS[name].notebook.exists() else {}
         if values:
             notes.append(f"no records at profile {profile}: one seed, from the book's page of the chapter")
             out[name] = Evidence(name, "notebook", meta.get("profile") or "unknown", (meta.get("seed", 0),),
@@ -361,7 +362,10 @@ def _key_labels(keys: list[str]) -> list[str]:
             words = [w[:-1] for w in words]
     else:
         words = [w[1:] or w for w in words]  # drop the item prefix ("fig1", "table2")
-    return [" ".join(METHODS[t].label if t in METHODS else t for t in w) for w in words]
+    def word(t: str) -> str:
+        return METHODS[t].label if t in METHODS else f"d = {t[1:]}" if re.fullmatch(r"d\d+", t) else t
+
+    return [" ".join(map(word, w)) for w in words]
 
 
 @dataclass(frozen=True)
@@ -471,7 +475,7 @@ def verdict_rows(glued: Glued | GluedBySeed | Mapping[str, Evidence]) -> list[di
             try:
                 ours = _render_over_seeds(claim.ours, seeds)
             except KeyError as missing:
-                ours = f"missing {missing}"
+                ours = f"missing {missing}" if seeds else "—"
             why_not = ""
             if verdict != "holds" and claim.why_not:
                 try:
@@ -512,9 +516,11 @@ def quantities(glued: Glued | GluedBySeed | Mapping[str, Evidence]) -> list[Quan
             paired = [(label, key, paper) for label, key, paper in _paired(claim)
                       if any(isinstance(seed.get(key), (int, float)) for seed in seeds)]
             names = _key_labels([key for _, key, _ in paired])
+            labelled = all(label for label, _, _ in paired)  # else every number is named from its key, alike
             for (label, key, paper), name in zip(paired, names):
                 values = tuple(float(seed[key]) for seed in seeds if isinstance(seed.get(key), (int, float)))
-                out.append(Quantity(item.item, claim.statement, label or name, key, paper, values, verdict))
+                out.append(Quantity(item.item, claim.statement, label if labelled else name, key, paper, values,
+                                    verdict))
     return out
 
 
@@ -761,7 +767,7 @@ def _log_axis_if_wide(ax, values: list[float]) -> None:
         return
     decades = math.log10(max(values) / min(values))
     ax.set_xscale("log")
-    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if decades <= 1.5 else (1.0, 3.0) if decades <= 3
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if decades <= 1.5 else (1.0, 3.0) if decades <= 2.2
                                           else (1.0,)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
@@ -775,7 +781,8 @@ def _claim_panel(ax, title: str, group: list[Quantity]) -> None:
 
     _log_axis_if_wide(ax, [v for q in group for v in (*q.finite, *(q.paper or ()))])
     for y, q in enumerate(group):
-        method = next((m for m, cls in METHODS.items() if q.label == cls.label or q.key.endswith(f"_{m}")), None)
+        method = next((m for m, cls in METHODS.items() if q.label.split(" d = ")[0] == cls.label
+                       or q.key.endswith(f"_{m}")), None)
         colour = METHODS[method].color if method else "0.25"
         if q.paper is not None:
             low, high = q.paper
@@ -791,7 +798,7 @@ def _claim_panel(ax, title: str, group: list[Quantity]) -> None:
             ax.annotate(f"{len(q.values) - len(q.finite)} of {len(q.values)} diverged", where,
                         xycoords="data" if q.finite else ("axes fraction", "data"), xytext=(9, 0),
                         textcoords="offset points", va="center", fontsize=9, color=colour)
-    ax.set_yticks(range(len(group)), [textwrap.fill(q.label, 16, break_on_hyphens=False) for q in group])
+    ax.set_yticks(range(len(group)), [textwrap.fill(q.label, 20, break_on_hyphens=False) for q in group])
     ax.set_ylim(len(group) - 0.4, -0.6)
     ax.margins(x=0.08)
     ax.grid(axis="x", color="0.92")

@@ -37,7 +37,7 @@ from .config import ConfigError, resolve_config
 
 __all__ = ["run_chapter", "RunResult", "RunError", "RUNTIMES_FILE", "read_runtimes", "estimate_seconds",
            "normalized_overrides", "check_run", "stop_kernels", "checkpoint_dir_for", "remove_stale_temporaries", "write_log",
-           "ROOT"]
+           "hide_injected_parameters", "ROOT"]
 
 ROOT = BOOK_DIR.parent
 RUNTIMES_FILE = BOOK_DIR / "runtimes.json"
@@ -482,10 +482,7 @@ def run_chapter(name: str, profile: str = "cpu", parameters: dict[str, Any] | No
         seconds = time.perf_counter() - start
 
         notebook = nbformat.read(temporary, as_version=4)
-        for cell in notebook.cells:  # papermill's injected "profile = ..." cell: not part of the page (the page
-            tags = cell.metadata.setdefault("tags", [])  # states its profile and seed; papermill copies no tags)
-            if "injected-parameters" in tags and "remove-cell" not in tags:
-                tags.append("remove-cell")
+        hide_injected_parameters(notebook)
         key = None if seed is None else _records.run_key(seed, overrides)
         notebook.metadata["ebmflow"] = {"chapter": chapter.name, "profile": profile, "parameters": overrides,
                                         "seed": seed, "run_key": key, "ebmflow_version": __version__,
@@ -530,6 +527,15 @@ def run_chapter(name: str, profile: str = "cpu", parameters: dict[str, Any] | No
         shutil.rmtree(figures_tmp, ignore_errors=True)
         for path in staged:
             path.unlink(missing_ok=True)
+
+
+def hide_injected_parameters(notebook) -> None:
+    """Tag papermill's injected "profile = ..." cell ``remove-cell``: not part of the page, which states its profile
+    and seed itself (papermill copies no tags to the cell it injects)."""
+    for cell in notebook.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
 
 
 def _relative(path: Path) -> str:

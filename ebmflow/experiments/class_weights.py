@@ -281,8 +281,8 @@ def figure(runs: dict[str, Run], measured: dict[str, Measurement | None], study:
             ax.axhline(float(true[c]), color=palette(i), ls="--", lw=1)
         ax.plot(iterations, 1 - mix[:, list(classes)].sum(1), color="0.5", label="other digits")
         ax.plot(iterations, runs[name].history.evaluations["mix_rejected"], ":", color="k", label="rejected (of all)")
-        ax.set(title=f"({panel}) {label(name)}: training chains", xlabel="iteration", ylim=(-0.02, 1.02),
-               ylabel="class proportion" if panel == "a" else "")
+        ax.set(title=f"({panel}) {label(name)}", xlabel="iteration", ylim=(-0.02, 1.02),
+               ylabel="training chains' class mix" if panel == "a" else "")
     axes[1].legend(loc="upper left", bbox_to_anchor=(1.02, 1))
     grouped = lambda shares: [float(shares[c]) for c in classes] + [1 - sum(float(shares[c]) for c in classes)]  # noqa
     bars = [("training data (truth)", grouped(true), "0.3", "")]

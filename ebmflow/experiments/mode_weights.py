@@ -290,11 +290,11 @@ def figure_weights(runs: dict, config: Config):
             _curve(axes[0, column], runs[name, dim], name, heaviest, color=color(name), label=label(name))
         _curve(axes[1, column], runs["flowmc", dim], UNSTABILISED, heaviest, color="0.6", label="no average")
         _curve(axes[1, column], runs["flowmc", dim], "flowmc", heaviest, color=color("flowmc"), label="average")
-        for row, title in enumerate(["four methods", "flowMC-EBM"]):
+        for row in range(2):
             axes[row, column].axhline(config.mode_weights[heaviest], color="k", ls="--", lw=1, label="truth")
-            axes[row, column].set(title=f"d = {dim}" if row == 0 else "", ylim=(-0.02, 1.02))
-        axes[1, column].set_xlabel("epoch")
+            axes[row, column].set(title="" if row else f"d = {dim}", xlabel="epoch" if row else "", ylim=(-0.02, 1.02))
     for row, title in zip(axes, ["four methods", "flowMC-EBM"]):
         row[0].set_ylabel(f"{title}:\nweight of mode {heaviest + 1}")
-        fig.legend(*row[-1].get_legend_handles_labels(), loc="outside lower center", ncols=5)
+    handles = [h for ax in axes[:, -1] for h in ax.get_legend_handles_labels()[0]]  # truth twice: the last kept out
+    fig.legend(handles=handles[:-1], ncols=4, loc="outside lower center")
     return fig
