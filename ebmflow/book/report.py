@@ -777,6 +777,8 @@ def _claim_panel(ax, title: str, group: list[Quantity]) -> None:
     """One claim: per number a row, the paper's value above ours."""
     import textwrap
 
+    from matplotlib.ticker import MaxNLocator
+
     from ..methods import METHODS
 
     _log_axis_if_wide(ax, [v for q in group for v in (*q.finite, *(q.paper or ()))])
@@ -798,6 +800,8 @@ def _claim_panel(ax, title: str, group: list[Quantity]) -> None:
             ax.annotate(f"{len(q.values) - len(q.finite)} of {len(q.values)} diverged", where,
                         xycoords="data" if q.finite else ("axes fraction", "data"), xytext=(9, 0),
                         textcoords="offset points", va="center", fontsize=9, color=colour)
+    if ax.get_xscale() == "linear":
+        ax.xaxis.set_major_locator(MaxNLocator(4))
     ax.set_yticks(range(len(group)), [textwrap.fill(q.label, 20, break_on_hyphens=False) for q in group])
     ax.set_ylim(len(group) - 0.4, -0.6)
     ax.margins(x=0.08)

@@ -27,11 +27,13 @@ class SeedTable:
     header: tuple[str, ...]  # the column headers after the row label's
     rows: tuple[tuple[str, tuple[str, ...]], ...]  # (row label, cells)
     note: str = ""
+    paired: bool = False  # rows come in pairs, the paper's line then ours (``_grid``)
 
 
 def _over_seeds(ev: Evidence, key: str, spec: str) -> str:
+    """Mean ± sd of ``key`` over the seeds, never split across lines (no-break spaces around ±)."""
     values = [_number_or_nan(g[key]) for g in ev.glued if key in g]
-    return _summary(values, spec) if values else "—"
+    return _summary(values, spec).replace(" ± ", "\u00a0±\u00a0") if values else "—"
 
 
 def _paper(value: float | None, spec: str) -> str:
@@ -40,11 +42,11 @@ def _paper(value: float | None, spec: str) -> str:
 
 def _grid(ev: Evidence, rows: Sequence[tuple[str, str]], columns: Sequence[tuple[str, Any]],
           key: Callable[[str, Any], str], paper: Callable[[str, Any], float | None], spec: str):
-    """Rows (method, label) × columns (column id, label): a "paper" and an "ours" cell per column."""
-    header = tuple(h for _, label in columns for h in (f"{label}: paper", f"{label}: ours"))
-    body = tuple((label, tuple(c for col, _ in columns for c in (_paper(paper(row, col), spec),
-                                                                   _over_seeds(ev, key(row, col), spec))))
-                 for row, label in rows)
+    """Per row (method, label) two lines, the paper's and ours, × columns (column id, label)."""
+    header = tuple(label for _, label in columns)
+    body = tuple(line for row, label in rows for line in (
+        (f"{label}: paper", tuple(_paper(paper(row, col), spec) for col, _ in columns)),
+        (f"{label}: ours", tuple(_over_seeds(ev, key(row, col), spec) for col, _ in columns))))
     return header, body
 
 
@@ -76,7 +78,7 @@ def _table1(ev: Evidence) -> SeedTable:
     header, body = _grid(ev, _methods(), [(target, benchmarks.TARGET_LABELS[target]) for target in t.TARGETS],
                          t.table1_key, lambda m, target: t.PAPER_TABLE1[m][target], ".2f")
     return SeedTable("report-table-1", "The paper's Table 1: median squared log-density error (lower is better)",
-                     ev.chapter, header, body)
+                     ev.chapter, header, body, paired=True)
 
 
 def _table3(ev: Evidence) -> SeedTable:
@@ -85,7 +87,7 @@ def _table3(ev: Evidence) -> SeedTable:
     columns = [("init", "init. vs E_θ"), ("neg", "negatives vs E_θ"), ("ebm", "E_θ vs −log p*")]
     header, body = _grid(ev, _methods(), columns, e.table3_key, lambda m, c: e.PAPER_TABLE3[m][c], ".2e")
     return SeedTable("report-table-3", "The paper's Table 3: zone-weight mean squared errors (lower is better)",
-                     ev.chapter, header, body)
+                     ev.chapter, header, body, paired=True)
 
 
 def _table2(ev: Evidence) -> SeedTable:
@@ -94,7 +96,8 @@ def _table2(ev: Evidence) -> SeedTable:
     header, body = _grid(ev, _methods(), [(d, f"d = {d}") for d in h.DIMS], h.table2_key,
                          lambda m, d: h.PAPER_TABLE2[m][d], ".2f")
     return SeedTable("report-table-2", "The paper's Table 2: largest R-hat of 128 negative chains at the end of "
-                     "training (≈1: the chains mix)", ev.chapter, header, body, "nan: a run stopped by a divergence")
+                     "training (≈1: the chains mix)", ev.chapter, header, body, "nan: a run stopped by a divergence",
+                     paired=True)
 
 
 def _images(ev: Evidence) -> SeedTable:
@@ -160,7 +163,7 @@ def _table_markdown(table: SeedTable, ev: Evidence) -> str:
     caption += f" ({source}, commit {ev.commit_text})" if ev.source == "records" else f" ({source})"
     caption += f"; {table.note}." if table.note else "."
     columns = 1 + len(table.header)
-    lines = [f":::{{list-table}} {_escape(caption)}", ":header-rows: 1", ":class: ebmflow-report ebmflow-numbers",
+    lines = [f":::{{list-table}} {_escape(caption)}", ":header-rows: 1", ":class: ebmflow-report ebmflow-numbers" + (" ebmflow-paired" if table.paired else ""),
              f":name: {table.name}", "", "* - ", *(f"  - {_escape(h)}" for h in table.header)]
     for label, cells in table.rows:
         lines.append(f"* - {_escape(label)}")
