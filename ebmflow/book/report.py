@@ -593,7 +593,7 @@ def verdict_summary_markdown(rows: list[dict[str, str]]) -> str:
 def provenance_markdown(evidence: Mapping[str, Evidence]) -> str:
     """Where every chapter's numbers come from, one row per chapter: records or the book's page, profile, seeds,
     library version, commit(s), what was left out, and what the chapter's page in the book shows."""
-    lines = [":::{list-table}", ":header-rows: 1", ":widths: 10 50 13 27", ":class: ebmflow-report", "",
+    lines = [":::{list-table}", ":header-rows: 1", ":widths: 12 48 13 27", ":class: ebmflow-report", "",
              "* - chapter", "  - numbers from", "  - ebmflow", "  - the chapter's page shows"]
     for name, ev in evidence.items():
         where = {"records": f"results records, **{_escape(ev.seeds_text)}**, commit {_escape(ev.commit_text)}",
@@ -890,9 +890,12 @@ def choices_dropdown(name: str) -> str:
 
 
 def choices_by_chapter_markdown() -> str:
-    """Every chapter's choices where the paper is silent, under a link to the chapter."""
+    """Every chapter's choices where the paper is silent, one collapsed dropdown per chapter with a link to it."""
     parts = []
     for chapter in CHAPTERS.values():
         if chapter.choices:
-            parts.append(f"**{{doc}}`{chapter.name}`**\n\n" + "\n".join(f"- {c}" for c in chapter.choices))
+            number = chapter.name.split("_")[0]
+            parts.append(f":::{{dropdown}} {number}: {chapter.title} ({len(chapter.choices)} choices)\n"
+                         f"{{doc}}`Go to the chapter <{chapter.name}>`\n\n" +
+                         "\n".join(f"- {c}" for c in chapter.choices) + "\n:::")
     return "\n\n".join(parts)
