@@ -3,7 +3,10 @@ RealNVP of the 2-D and high-dimensional experiments or as the image RealNVP of �
 ``Flow``, small constructors that only parameterise its couplings).
 
 Couplings are nflows' affine couplings with a scale that can expand (``ExpandingAffineCoupling``); every
-coupling net ends at zero, so T = Id and lambda = rho at initialisation.
+coupling net ends at zero, so T = Id and lambda = rho at initialisation. The RealNVP's couplings alternate
+two half masks (``AlternatingCouplings``): they are evaluated on the two halves of the features, without
+re-assembling the vector between couplings, which is what small batches pay for (tensor operations, not
+arithmetic).
 """
 from __future__ import annotations
 
@@ -14,12 +17,13 @@ import torch
 from nflows.nn.nets import ConvResidualNet
 from nflows.transforms import AffineCouplingTransform, CompositeTransform, SqueezeTransform
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from ..checks import InputError, check_int
 from .bases import DiagonalGaussian, LogitGaussian
 from .init import initialize, zero_last
 
-__all__ = ["Flow", "RealNVP", "ImageRealNVP", "ExpandingAffineCoupling", "CouplingMLP"]
+__all__ = ["Flow", "RealNVP", "ImageRealNVP", "ExpandingAffineCoupling", "CouplingMLP", "AlternatingCouplings"]
 
 
 class ExpandingAffineCoupling(AffineCouplingTransform):
@@ -33,10 +37,14 @@ class ExpandingAffineCoupling(AffineCouplingTransform):
     log_scale_bound: float = 3.0
 
     def _scale_and_shift(self, transform_params: Tensor) -> tuple[Tensor, Tensor]:
-        unconstrained = transform_params[:, self.num_transform_features:, ...]
-        shift = transform_params[:, : self.num_transform_features, ...]
+        log_scale, shift = self.log_scale_and_shift(transform_params)
+        return torch.exp(log_scale), shift
+
+    def log_scale_and_shift(self, transform_params: Tensor) -> tuple[Tensor, Tensor]:
+        """log scale = bound · tanh(s / bound) and shift from the coupling net's output [shift | s]."""
+        k = self.num_transform_features
         bound = self.log_scale_bound
-        return torch.exp(bound * torch.tanh(unconstrained / bound)), shift
+        return bound * torch.tanh(transform_params[:, k:, ...] / bound), transform_params[:, :k, ...]
 
 
 class CouplingMLP(nn.Module):
@@ -51,7 +59,59 @@ class CouplingMLP(nn.Module):
         self.net = nn.Sequential(*layers, zero_last(nn.Linear(sizes[-1], n_out)))
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
-        return self.net(x)
+        # the layers' functions called directly (the module-call machinery costs more than a small layer)
+        layers = self.net._modules.values()
+        for layer in layers:
+            x = F.linear(x, layer.weight, layer.bias) if isinstance(layer, nn.Linear) else torch.relu_(x)
+        return x
+
+
+class AlternatingCouplings(CompositeTransform):
+    """A composition of ``ExpandingAffineCoupling`` layers whose masks alternate: coupling i transforms the
+    features j with (j + i) odd, conditioned on the others (RealNVP's masks). Same parameters, state dict and
+    results as the plain composition (up to floating-point rounding), evaluated on the two halves (even and odd
+    features): each coupling updates one half from the other, and the vector is assembled once at the end."""
+
+    def __init__(self, couplings: list[ExpandingAffineCoupling]) -> None:
+        super().__init__(couplings)
+        dim = couplings[0].features
+        for i, coupling in enumerate(couplings):
+            expected = torch.arange(dim)[(torch.arange(dim) + i) % 2 == 1]
+            if coupling.features != dim or not torch.equal(coupling.transform_features.cpu(), expected):
+                raise InputError(f"AlternatingCouplings: coupling {i} does not transform the features (j + {i}) odd")
+        self.dim = dim
+
+    def _halves(self, inputs: Tensor) -> list[Tensor]:
+        return [inputs[:, 0::2], inputs[:, 1::2]]
+
+    def _assemble(self, halves: list[Tensor]) -> Tensor:
+        even, odd = halves
+        if even.shape[1] == odd.shape[1]:
+            return torch.stack((even, odd), dim=2).view(len(even), self.dim)
+        out = even.new_empty(len(even), self.dim)
+        out[:, 0::2], out[:, 1::2] = even, odd
+        return out
+
+    def forward(self, inputs: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Data to latent: in coupling i, h_t <- h_t · scale + shift with (log scale, shift) = net(h_c)."""
+        halves, log_scales = self._halves(inputs), []
+        for i, coupling in enumerate(self._transforms):
+            t = 1 - i % 2  # coupling i transforms the odd features when i is even
+            log_scale, shift = coupling.log_scale_and_shift(coupling.transform_net(halves[1 - t]))
+            halves[t] = torch.addcmul(shift, halves[t], torch.exp(log_scale))
+            log_scales.append(log_scale)
+        return self._assemble(halves), torch.cat(log_scales, dim=1).sum(1)
+
+    def inverse(self, inputs: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Latent to data: the couplings in reverse order, h_t <- (h_t - shift) / scale."""
+        halves, log_scales = self._halves(inputs), []
+        for i in reversed(range(len(self._transforms))):
+            coupling = self._transforms[i]
+            t = 1 - i % 2
+            log_scale, shift = coupling.log_scale_and_shift(coupling.transform_net(halves[1 - t]))
+            halves[t] = (halves[t] - shift) / torch.exp(log_scale)
+            log_scales.append(log_scale)
+        return self._assemble(halves), -torch.cat(log_scales, dim=1).sum(1)
 
 
 class Flow(nn.Module):
@@ -80,9 +140,10 @@ class Flow(nn.Module):
 
     def to_latent(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """z = T^{-1}(x) flattened, and log|det dT^{-1}/dx| (preprocessing included)."""
-        logdet_pre = 0.0
-        if self.preprocessing is not None:
-            x, logdet_pre = self.preprocessing(x)
+        if self.preprocessing is None:
+            z, logdet = self.transform(x.reshape(-1, *self.event_shape))
+            return z.flatten(1), logdet
+        x, logdet_pre = self.preprocessing(x)
         z, logdet = self.transform(x.reshape(-1, *self.event_shape))
         return z.flatten(1), logdet + logdet_pre
 
@@ -125,7 +186,7 @@ def RealNVP(base: DiagonalGaussian, n_couplings: int = 4, hidden: int = 16, n_hi
     couplings = [ExpandingAffineCoupling((torch.arange(dim) + i) % 2,
                                          lambda n_in, n_out: CouplingMLP(n_in, n_out, hidden, n_hidden_layers))
                  for i in range(n_couplings)]
-    flow = Flow(CompositeTransform(couplings), base, event_shape=(dim,), latent_shape=(dim,),
+    flow = Flow(AlternatingCouplings(couplings), base, event_shape=(dim,), latent_shape=(dim,),
                 sizes={"n_couplings": n_couplings, "hidden": hidden, "n_hidden_layers": n_hidden_layers})
     return initialize(flow, generator)
 
