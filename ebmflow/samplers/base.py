@@ -20,8 +20,11 @@ from typing import Any, Callable, NamedTuple, Protocol
 import torch
 from torch import Tensor, nn
 
+from ..checks import check_int
+
 __all__ = ["LogDensity", "Proposal", "ChainState", "AcceptInfo", "Kernel", "init_state", "metropolis_accept",
-           "where_rows", "run_chains", "value_and_grad", "lazy_state", "log_uniform", "ProposalDensity"]
+           "where_rows", "run_chains", "value_and_grad", "lazy_state", "log_uniform", "ProposalDensity",
+           "propose", "PROPOSAL_BLOCK"]
 
 LogDensity = Callable[[Tensor], Tensor]
 """Unnormalised log pi(x), batched: (n, d) -> (n,)."""
@@ -152,17 +155,28 @@ def where_rows(mask: Tensor, new: Tensor, old: Tensor) -> Tensor:
 
 class ProposalDensity:
     """log lambda of chain states for a global kernel, reused from the state when it was computed for this
-    proposal at its current parameters (an optimiser step or a ``load_state_dict`` bumps their versions; a
-    proposal that is not a module is evaluated every time)."""
+    proposal at its current parameters: the key is every parameter's and buffer's identity and version (an
+    optimiser step, a ``load_state_dict`` or a replaced parameter changes it). A proposal that is not a module is
+    evaluated every time."""
 
     def __init__(self, proposal: Proposal) -> None:
         self.proposal = proposal
-        self._tensors = ([*proposal.parameters(), *proposal.buffers()] if isinstance(proposal, nn.Module) else None)
 
     def key(self) -> tuple | None:
-        if self._tensors is None:
+        if not isinstance(self.proposal, nn.Module):
             return None
-        return (id(self.proposal), *[(t._version, t.data_ptr()) for t in self._tensors])
+        key: list = []
+        modules = [self.proposal]
+        while modules:  # a direct walk: ``parameters()`` costs several times more
+            module = modules.pop()
+            if module is None:
+                continue
+            for tensors in (module._parameters, module._buffers):
+                for t in tensors.values():
+                    if t is not None:
+                        key += (id(t), t._version)
+            modules += module._modules.values()
+        return tuple(key)
 
     def of(self, state: ChainState) -> tuple[Tensor, tuple | None]:
         """log lambda(state.position) and the proposal's key now."""
@@ -173,20 +187,43 @@ class ProposalDensity:
             return self.proposal.log_prob(state.position), key
 
 
+PROPOSAL_BLOCK = 8192
+"""Proposals are drawn and evaluated in blocks of at most this many (a multiple of 16: for a flow, whose only
+draw is its base's ``randn``, the blocks draw the same numbers as one call); beyond a few thousand points the
+flow's intermediate tensors leave the cache and one large batch costs more than blocks."""
+
+
+def propose(proposal: Proposal, log_density_fn: LogDensity, n: int,
+            generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+    """n proposals, their log lambda and their log pi (no graph), evaluated in blocks of ``PROPOSAL_BLOCK``."""
+    with torch.no_grad():
+        if n <= PROPOSAL_BLOCK:
+            x, log_q = proposal.sample_with_log_prob(n, generator)
+            return x, log_q, log_density_fn(x)
+        parts = []
+        for start in range(0, n, PROPOSAL_BLOCK):
+            x, log_q = proposal.sample_with_log_prob(min(PROPOSAL_BLOCK, n - start), generator)
+            parts.append((x, log_q, log_density_fn(x)))
+        return tuple(torch.cat(column) for column in zip(*parts))
+
+
 def run_chains(kernel: Kernel, start: Tensor | ChainState, n_steps: int, generator: torch.Generator, *,
                record: bool = False) -> tuple[ChainState, Tensor | None, list]:
     """The one loop: ``n_steps`` steps of ``kernel`` from ``start`` (positions or a state).
 
     Returns the final state, the positions after every step (n_steps, n, d) when ``record`` (else None), and
     the infos of the steps."""
+    check_int("run_chains n_steps", n_steps, minimum=0)
     state = kernel.init(start) if isinstance(start, Tensor) else start
     if kernel.run is not None and n_steps > 0:
         state, positions, infos = kernel.run(state, n_steps, generator, record)
-        return state, (torch.stack(positions) if record else None), infos
-    positions, infos = [], []
-    for _ in range(n_steps):
-        state, info = kernel.step(state, generator)
-        infos.append(info)
-        if record:
-            positions.append(state.position)
-    return state, (torch.stack(positions) if record else None), infos
+    else:
+        positions, infos = [], []
+        for _ in range(n_steps):
+            state, info = kernel.step(state, generator)
+            infos.append(info)
+            if record:
+                positions.append(state.position)
+    if not record:
+        return state, None, infos
+    return state, (torch.stack(positions) if positions else state.position.new_empty(0, *state.position.shape)), infos

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from .base import (AcceptInfo, ChainState, Kernel, LogDensity, Proposal, ProposalDensity, lazy_state, log_uniform,
-                   where_rows)
+                   propose, where_rows)
 
 __all__ = ["imh"]
 
@@ -43,10 +43,8 @@ def imh(log_density: LogDensity, proposal: Proposal) -> Kernel:
 
     def step(state: ChainState, generator: torch.Generator) -> tuple[ChainState, AcceptInfo]:
         n = state.position.shape[0]
-        with torch.no_grad():
-            candidate, log_q_candidate = proposal.sample_with_log_prob(n, generator)
-            log_q_current, key = density.of(state)
-            log_pi_candidate = log_density(candidate)
+        candidate, log_q_candidate, log_pi_candidate = propose(proposal, log_density, n, generator)
+        log_q_current, key = density.of(state)
         log_ratio = (log_pi_candidate - log_q_candidate) - (state.log_density - log_q_current)
         accepted = log_uniform(n, generator, log_ratio) < log_ratio  # a NaN ratio is a rejection
         return (moved_state(state, accepted, candidate, log_pi_candidate, log_q_candidate, log_q_current, key,
@@ -68,10 +66,8 @@ def imh(log_density: LogDensity, proposal: Proposal) -> Kernel:
     def _steps(state: ChainState, k: int, generator: torch.Generator, infos: list,
                positions: list[Tensor] | None) -> ChainState:
         n = state.position.shape[0]
-        with torch.no_grad():
-            candidates, log_q = proposal.sample_with_log_prob(k * n, generator)
-            log_q_current, key = density.of(state)
-            log_pi = log_density(candidates)
+        candidates, log_q, log_pi = propose(proposal, log_density, k * n, generator)
+        log_q_current, key = density.of(state)
         log_u = log_uniform(k * n, generator, log_pi).view(k, n)
         weights = (log_pi - log_q).view(k, n)
         weight = state.log_density - log_q_current  # of the current state of each chain

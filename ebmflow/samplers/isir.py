@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from ..checks import check_int
-from .base import AcceptInfo, ChainState, Kernel, LogDensity, Proposal, ProposalDensity, lazy_state
+from .base import AcceptInfo, ChainState, Kernel, LogDensity, Proposal, ProposalDensity, lazy_state, propose
 from .imh import moved_state
 
 __all__ = ["isir"]
@@ -31,10 +31,8 @@ def isir(log_density: LogDensity, proposal: Proposal, n_particles: int) -> Kerne
 
     def step(state: ChainState, generator: torch.Generator) -> tuple[ChainState, AcceptInfo]:
         n = state.position.shape[0]
-        with torch.no_grad():
-            fresh, log_q_fresh = proposal.sample_with_log_prob(n * m, generator)
-            log_pi_fresh = log_density(fresh)
-            log_q_current, key = density.of(state)
+        fresh, log_q_fresh, log_pi_fresh = propose(proposal, log_density, n * m, generator)
+        log_q_current, key = density.of(state)
         log_w = torch.cat([(state.log_density - log_q_current)[:, None], (log_pi_fresh - log_q_fresh).view(n, m)],
                           dim=1).nan_to_num_(nan=-torch.inf)  # a NaN candidate is never selected
         no_finite_weight = ~torch.isfinite(log_w).any(dim=1)
