@@ -295,3 +295,38 @@ def test_alternating_couplings_equal_the_plain_composition(dim):
     grads_plain = torch.autograd.grad((flow.latent.log_prob(z) + logdet).sum(), list(flow.parameters()))
     for g, g_plain in zip(grads, grads_plain):
         torch.testing.assert_close(g, g_plain, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("dim, layers", [(2, 1), (3, 2), (5, 3)])
+def test_fused_couplings_backward_is_the_gradient(dim, layers):
+    """RealNVP's couplings run as one autograd node with a written-out backward pass (``_FusedCouplings``):
+    its gradients with respect to the inputs and every parameter are checked against finite differences."""
+    flows = importlib.import_module("ebmflow.models.flows")
+    flow = RealNVP(DiagonalGaussian(dim), 4, 5, layers, generator=gen(26)).double()
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=gen(27), dtype=torch.double))
+    layout, linear = flow.transform._fused_layout()
+    params = [t for layer in linear for t in (layer.weight, layer.bias)]
+    x = torch.randn(6, dim, generator=gen(28), dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, *ps: flows._FusedCouplings.apply(layout, x, *ps), (x, *params))
+
+
+def test_fused_couplings_give_the_values_and_gradients_of_the_operator_path():
+    flow = perturbed_flow(4)
+    x = torch.randn(30, 4, generator=gen(29))
+    with torch.no_grad():
+        z_plain, logdet_plain = flow.transform(x)  # no graph: operator by operator
+    z, logdet = flow.transform(x)
+    assert z.grad_fn is not None and "Fused" in type(z.grad_fn).__name__
+    assert torch.equal(z.detach(), z_plain) and torch.equal(logdet.detach(), logdet_plain)
+    plain = CompositeTransform(list(flow.transform._transforms))
+    for direction in ("params", "inputs"):
+        x_in = x.clone().requires_grad_(direction == "inputs")
+        wrt = [x_in] if direction == "inputs" else list(flow.parameters())
+        z, logdet = flow.transform(x_in)
+        grads = torch.autograd.grad((z.sin().sum() + logdet.sum()), wrt)
+        z, logdet = plain(x_in)
+        grads_plain = torch.autograd.grad((z.sin().sum() + logdet.sum()), wrt)
+        for g, g_plain in zip(grads, grads_plain):
+            torch.testing.assert_close(g, g_plain, rtol=1e-4, atol=1e-5)

@@ -22,14 +22,17 @@ def flow_optimizer(flow: Flow, lr: float) -> torch.optim.Adam:
 def maximum_likelihood_step(flow: Flow, optimizer: torch.optim.Optimizer, samples: Tensor) -> Tensor:
     """One forward-KL step of ``flow`` on ``samples``; returns the negative log-likelihood (a 0-d tensor).
 
-    A non-finite sample would turn every flow parameter into NaN: it is refused instead."""
-    optimizer.zero_grad()
+    A non-finite sample would turn every flow parameter into NaN: it is refused instead. The gradients are those
+    of ``zero_grad()`` then ``backward()`` for the optimiser's parameters, computed by ``torch.autograd.grad``
+    (no accumulation nodes: a small batch costs per operation)."""
+    params = [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
     nll = -flow.log_prob(samples).mean()
     if not torch.isfinite(nll):
         check_finite_tensor("the flow's maximum-likelihood samples", samples)
         raise InputError(f"the flow's negative log-likelihood is {float(nll)} on finite samples: the samples "
                          f"lie outside the flow's support")
-    nll.backward()
+    for param, grad in zip(params, torch.autograd.grad(nll, params, allow_unused=True)):
+        param.grad = grad
     optimizer.step()
     return nll.detach()
 
