@@ -330,3 +330,14 @@ def test_fused_couplings_give_the_values_and_gradients_of_the_operator_path():
         grads_plain = torch.autograd.grad((z.sin().sum() + logdet.sum()), wrt)
         for g, g_plain in zip(grads, grads_plain):
             torch.testing.assert_close(g, g_plain, rtol=1e-4, atol=1e-5)
+
+
+def test_kernels_work_the_same_inside_no_grad():
+    start = torch.randn(50, 2, generator=gen(32))
+    kernel = flowmc("LLGL", mala(gaussian, 0.05), isir(gaussian, DiagonalGaussian(2, std=2.0), 4))
+    expected = run_chains(kernel, start, 3, gen(33), record=True)[1]
+    with torch.no_grad():
+        state, trajectory, _ = run_chains(kernel, start, 3, gen(33), record=True)
+        grad = state.grad
+    assert torch.equal(trajectory, expected)
+    torch.testing.assert_close(grad, init_state(state.position, gaussian).grad)

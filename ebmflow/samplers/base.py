@@ -97,10 +97,12 @@ class ChainState:
 def value_and_grad(log_density_fn: LogDensity, position: Tensor) -> tuple[Tensor, Tensor]:
     """log pi and grad log pi at ``position`` in one forward and one backward pass (both detached)."""
     x = position.detach().requires_grad_(True)
-    with torch.enable_grad():
+    if torch.is_grad_enabled():
         log_density = log_density_fn(x)
         (grad,) = torch.autograd.grad(log_density.sum(), x)
-    return log_density.detach(), grad
+        return log_density.detach(), grad
+    with torch.enable_grad():
+        return value_and_grad(log_density_fn, position)
 
 
 @dataclass

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from ..checks import InputError, check_positive
-from .base import AcceptInfo, ChainState, Kernel, LogDensity, init_state, log_uniform, value_and_grad, where_rows
+from .base import AcceptInfo, ChainState, Kernel, LogDensity, init_state, log_uniform, value_and_grad
 
 __all__ = ["MALAInfo", "mala", "adapt_step_size"]
 
@@ -66,9 +66,10 @@ def mala(log_density: LogDensity, step_size: float, target_acceptance: float | N
                      .add_(torch.linalg.vecdot(noise, noise), alpha=0.5)
                      .sub_(torch.linalg.vecdot(backward, backward), alpha=1 / (4 * eta)))
         accepted = log_uniform(len(x), generator, x) < log_ratio  # a NaN ratio is a rejection
-        new_state = ChainState(where_rows(accepted, proposal, x),
+        rows = accepted.view(-1, *[1] * (x.dim() - 1))
+        new_state = ChainState(torch.where(rows, proposal, x),
                                torch.where(accepted, log_density_proposal, state.log_density),
-                               where_rows(accepted, grad_proposal, grad), state.step_size)
+                               torch.where(rows, grad_proposal, grad), state.step_size)
         info = MALAInfo(is_accepted=accepted, log_ratio=log_ratio)
         if target_acceptance is not None:
             new_state.step_size = adapt_step_size(eta, info.acceptance_rate, target_acceptance)
