@@ -195,14 +195,16 @@ def main() -> int:
               "benchmark_seconds": time.perf_counter() - started}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
-    print()
-    print(f"machine: {report['machine']['cpu']} ({report['machine']['logical_cpus']} logical CPUs)")
-    print(table(results, first))
-    print()
+    sides = ", ".join(f"{side}: " + ", ".join(f"{k} {v}" for k, v in info[side]["versions"].items()) for side in SIDES)
+    lines = [f"machine: {report['machine']['cpu']} ({report['machine']['logical_cpus']} logical CPUs), {sides}", "",
+             table(results, first), ""]
     for t in report["targets"]:
         values = ", ".join(f"{k} {v:.2f}" for k, v in t["values"].items())
-        print(f"  [{'met' if t['met'] else 'NOT met'}] {t['target']} {t['rule']}: {values}")
-    print(f"\nwritten {args.out} ({report['benchmark_seconds']:.0f} s)")
+        lines.append(f"- [{'met' if t['met'] else 'NOT met'}] {t['target']} {t['rule']}: {values}")
+    text = "\n".join(lines)
+    Path(args.out).with_suffix(".md").write_text(text + "\n")
+    print("\n" + text)
+    print(f"\nwritten {args.out} and its .md table ({report['benchmark_seconds']:.0f} s)")
     return 0
 
 
