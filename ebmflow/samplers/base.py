@@ -158,26 +158,24 @@ def where_rows(mask: Tensor, new: Tensor, old: Tensor) -> Tensor:
 class ProposalDensity:
     """log lambda of chain states for a global kernel, reused from the state when it was computed for this
     proposal at its current parameters: the key is every parameter's and buffer's identity and version (an
-    optimiser step, a ``load_state_dict`` or a replaced parameter changes it). A proposal that is not a module is
-    evaluated every time."""
+    optimiser step, a ``load_state_dict`` or a replaced parameter changes it; the modules themselves are the ones
+    the kernel was built with). A proposal that is not a module is evaluated every time."""
 
     def __init__(self, proposal: Proposal) -> None:
         self.proposal = proposal
+        self._slots: list[tuple[dict, str]] | None = None  # (module._parameters or _buffers, name) of each tensor
 
     def key(self) -> tuple | None:
         if not isinstance(self.proposal, nn.Module):
             return None
+        if self._slots is None:  # where the tensors live (a parameter replaced in its module is seen below)
+            self._slots = [(tensors, name) for module in self.proposal.modules()
+                           for tensors in (module._parameters, module._buffers) for name in tensors]
         key: list = []
-        modules = [self.proposal]
-        while modules:  # a direct walk: ``parameters()`` costs several times more
-            module = modules.pop()
-            if module is None:
-                continue
-            for tensors in (module._parameters, module._buffers):
-                for t in tensors.values():
-                    if t is not None:
-                        key += (id(t), t._version)
-            modules += module._modules.values()
+        for tensors, name in self._slots:
+            t = tensors.get(name)
+            if t is not None:
+                key += (id(t), t._version)
         return tuple(key)
 
     def of(self, state: ChainState) -> tuple[Tensor, tuple | None]:

@@ -68,18 +68,20 @@ def imh(log_density: LogDensity, proposal: Proposal) -> Kernel:
         n = state.position.shape[0]
         candidates, log_q, log_pi = propose(proposal, log_density, k * n, generator)
         log_q_current, key = density.of(state)
-        log_u = log_uniform(k * n, generator, log_pi).view(k, n)
-        weights = (log_pi - log_q).view(k, n)
+        log_u = log_uniform(k * n, generator, log_pi).view(k, n).unbind(0)
+        weights = (log_pi - log_q).view(k, n).unbind(0)
         weight = state.log_density - log_q_current  # of the current state of each chain
-        chosen = torch.full((n,), -1, dtype=torch.long, device=weights.device)  # -1: the starting state
+        flags = []
         for i in range(k):
-            accepted = log_u[i] < weights[i] - weight
+            accepted = log_u[i] < weights[i] - weight  # a NaN ratio is a rejection
             weight = torch.where(accepted, weights[i], weight)
-            chosen = torch.where(accepted, i, chosen)
-            infos.append(AcceptInfo(is_accepted=accepted))
+            flags.append(accepted)
             if positions is not None:
                 previous = positions[-1] if positions else state.position
                 positions.append(where_rows(accepted, candidates[i * n:(i + 1) * n], previous))
+        infos.extend(AcceptInfo(is_accepted=accepted) for accepted in flags)
+        steps = torch.arange(k, device=weight.device).unsqueeze(1)
+        chosen = torch.where(torch.stack(flags), steps, -1).amax(0)  # the last accepted step, -1: none
         moved = chosen >= 0
         rows = chosen.clamp_(min=0).mul_(n).add_(torch.arange(n, device=chosen.device))  # flat candidate index
         return moved_state(state, moved, candidates.index_select(0, rows), log_pi.index_select(0, rows),
