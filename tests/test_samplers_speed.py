@@ -341,3 +341,34 @@ def test_kernels_work_the_same_inside_no_grad():
         grad = state.grad
     assert torch.equal(trajectory, expected)
     torch.testing.assert_close(grad, init_state(state.position, gaussian).grad)
+
+
+@pytest.mark.parametrize("dim, layers", [(2, 1), (3, 2)])
+def test_fused_gaussian_log_prob_backward_is_the_gradient(dim, layers):
+    flows = importlib.import_module("ebmflow.models.flows")
+    flow = RealNVP(DiagonalGaussian(dim, std=1.3), 4, 5, layers, generator=gen(34)).double()
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=gen(35), dtype=torch.double))
+    layout, linear = flow.transform._fused_layout()
+    params = [t for layer in linear for t in (layer.weight, layer.bias)]
+    x = torch.randn(6, dim, generator=gen(36), dtype=torch.double, requires_grad=True)
+    var = flow.latent.std**2
+    assert torch.autograd.gradcheck(lambda x, *ps: flows._FusedGaussianLogProb.apply(layout, var, x, *ps),
+                                    (x, *params))
+
+
+def test_flow_log_prob_with_a_graph_is_the_log_prob_without():
+    flow = perturbed_flow(5)
+    x = torch.randn(40, 5, generator=gen(37))
+    log_prob = flow.log_prob(x)
+    assert "Gaussian" in type(log_prob.grad_fn).__name__
+    with torch.no_grad():
+        z, logdet = flow.to_latent(x)
+        expected = flow.latent.log_prob(z) + logdet
+    torch.testing.assert_close(log_prob.detach(), expected)
+    grads = torch.autograd.grad(log_prob.sum(), list(flow.parameters()))
+    z, logdet = CompositeTransform(list(flow.transform._transforms))(x)
+    plain = torch.autograd.grad((flow.latent.log_prob(z) + logdet).sum(), list(flow.parameters()))
+    for g, g_plain in zip(grads, plain):
+        torch.testing.assert_close(g, g_plain, rtol=1e-4, atol=1e-5)

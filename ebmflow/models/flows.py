@@ -83,6 +83,16 @@ class AlternatingCouplings(CompositeTransform):
                 raise InputError(f"AlternatingCouplings: coupling {i} does not transform the features (j + {i}) odd")
         self.dim = dim
 
+    def gaussian_log_prob(self, inputs: Tensor, std: Tensor) -> Tensor | None:
+        """log N(T^{-1}(x); 0, std^2 I) + log|det| as one autograd node when the couplings can be fused (else
+        None): the flow's log-density on a ``DiagonalGaussian`` base, for training."""
+        fused = self._fused_layout()
+        if fused is None or std.requires_grad:
+            return None
+        layout, layers = fused
+        params = [t for layer in layers for t in layer._parameters.values()]  # weight, bias
+        return _FusedGaussianLogProb.apply(layout, std**2, inputs, *params)
+
     def _fused_layout(self) -> tuple[tuple[int, float, int], list[nn.Linear]] | None:
         """(layout, linear layers) when every coupling net is a ``CouplingMLP`` of the same depth and every
         coupling has the same bound (then ``_FusedCouplings`` applies), else None; kept while the nets are."""
@@ -144,6 +154,65 @@ def _linear_layers(net: nn.Module) -> list[nn.Linear] | None:
     return linear
 
 
+def _couplings_forward(layout: tuple[int, float, int], inputs: Tensor,
+                       params: tuple[Tensor, ...]) -> tuple[list[Tensor], list[Tensor], Tensor]:
+    """The couplings operator by operator, no graph: the final halves, what the backward pass needs, log det."""
+    dim, bound, depth = layout
+    halves = [inputs[:, 0::2], inputs[:, 1::2]]
+    saved, log_scales = [], []
+    for i in range(len(params) // (2 * depth)):
+        t = 1 - i % 2
+        h = halves[1 - t]
+        weights = params[2 * depth * i: 2 * depth * (i + 1)]
+        saved.append(h)
+        for j in range(depth):
+            h = F.linear(h, weights[2 * j], weights[2 * j + 1])
+            if j < depth - 1:
+                h = torch.relu_(h)
+                saved.append(h)
+        k = halves[t].shape[1]
+        shift, unconstrained = h.split_with_sizes((k, h.shape[1] - k), dim=1)
+        tanh = torch.tanh(unconstrained / bound)
+        log_scale = bound * tanh
+        scale = torch.exp(log_scale)
+        saved += [halves[t], tanh, scale]
+        halves[t] = torch.addcmul(shift, halves[t], scale)
+        log_scales.append(log_scale)
+    return halves, saved, torch.cat(log_scales, dim=1).sum(1)
+
+
+def _couplings_backward(layout: tuple[int, float, int], params: tuple[Tensor, ...], saved: tuple[Tensor, ...],
+                        grads: list[Tensor], grad_logdet: Tensor, input_grad: bool) -> tuple[list[Tensor], list]:
+    """The written-out backward pass of ``_couplings_forward``: gradients of the two input halves (when
+    ``input_grad``) and of every parameter, from those of the final halves and of log det."""
+    _, _, depth = layout
+    n_couplings = len(params) // (2 * depth)
+    per = depth + 3  # saved per coupling: the inputs of its linear layers, the transformed half, tanh, scale
+    grad_logdet = grad_logdet.unsqueeze(1)
+    grad_params: list[Tensor | None] = [None] * len(params)
+    for i in reversed(range(n_couplings)):
+        t = 1 - i % 2
+        acts = saved[per * i: per * i + depth]
+        transformed, tanh, scale = saved[per * i + depth: per * (i + 1)]
+        grad_out = grads[t]
+        grads[t] = grad_out * scale
+        # log scale feeds the scale (exp) and the log-determinant; d log scale / d s = 1 - tanh^2
+        grad_log_scale = torch.addcmul(grad_logdet, grad_out * transformed, scale)
+        grad_unconstrained = torch.addcmul(grad_log_scale, grad_log_scale * tanh, tanh, value=-1)
+        grad_h = torch.cat((grad_out, grad_unconstrained), dim=1)
+        for j in reversed(range(depth)):
+            index = 2 * depth * i + 2 * j
+            if j < depth - 1:  # through the ReLU whose output is acts[j + 1]
+                grad_h = torch.ops.aten.threshold_backward(grad_h, acts[j + 1], 0)
+            grad_params[index] = grad_h.t().mm(acts[j])
+            grad_params[index + 1] = grad_h.sum(0)
+            if j > 0 or i > 0 or input_grad:
+                grad_h = grad_h.mm(params[index])
+        if i > 0 or input_grad:
+            grads[1 - t] = grads[1 - t] + grad_h
+    return grads, grad_params
+
+
 class _FusedCouplings(torch.autograd.Function):
     """``AlternatingCouplings.forward`` of MLP couplings as one autograd node: the forward pass computes
     exactly what the operator-by-operator path computes, and the backward pass is written out (about a third of
@@ -152,64 +221,43 @@ class _FusedCouplings(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, layout: tuple[int, float, int], inputs: Tensor, *params: Tensor) -> tuple[Tensor, Tensor]:
-        dim, bound, depth = layout
-        halves = [inputs[:, 0::2], inputs[:, 1::2]]
-        saved, log_scales = [], []
-        for i in range(len(params) // (2 * depth)):
-            t = 1 - i % 2
-            h = halves[1 - t]
-            weights = params[2 * depth * i: 2 * depth * (i + 1)]
-            saved.append(h)
-            for j in range(depth):
-                h = F.linear(h, weights[2 * j], weights[2 * j + 1])
-                if j < depth - 1:
-                    h = torch.relu_(h)
-                    saved.append(h)
-            k = halves[t].shape[1]
-            shift, unconstrained = h.split_with_sizes((k, h.shape[1] - k), dim=1)
-            tanh = torch.tanh(unconstrained / bound)
-            log_scale = bound * tanh
-            scale = torch.exp(log_scale)
-            saved += [halves[t], tanh, scale]
-            halves[t] = torch.addcmul(shift, halves[t], scale)
-            log_scales.append(log_scale)
+        halves, saved, logdet = _couplings_forward(layout, inputs, params)
         ctx.layout = layout
         ctx.save_for_backward(*params, *saved)
-        return _interleave(halves, dim), torch.cat(log_scales, dim=1).sum(1)
+        return _interleave(halves, layout[0]), logdet
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_z: Tensor, grad_logdet: Tensor) -> tuple:
-        dim, bound, depth = ctx.layout
-        tensors = ctx.saved_tensors
-        n_couplings = len(tensors) // (3 * depth + 3)  # 2 depth parameters and depth + 3 saved tensors each
-        params, saved = tensors[:2 * depth * n_couplings], tensors[2 * depth * n_couplings:]
-        per = depth + 3  # the net's inputs to each linear layer, the transformed half, tanh, scale
-        grads = [grad_z[:, 0::2], grad_z[:, 1::2]]
-        grad_logdet = grad_logdet.unsqueeze(1)
-        grad_params: list[Tensor | None] = [None] * len(params)
-        for i in reversed(range(n_couplings)):
-            t = 1 - i % 2
-            acts = saved[per * i: per * i + depth]
-            transformed, tanh, scale = saved[per * i + depth: per * (i + 1)]
-            grad_out = grads[t]
-            grads[t] = grad_out * scale
-            # log scale feeds the scale (exp) and the log-determinant; d log scale / d s = 1 - tanh^2
-            grad_log_scale = torch.addcmul(grad_logdet, grad_out * transformed, scale)
-            grad_unconstrained = torch.addcmul(grad_log_scale, grad_log_scale * tanh, tanh, value=-1)
-            grad_h = torch.cat((grad_out, grad_unconstrained), dim=1)
-            for j in reversed(range(depth)):
-                index = 2 * depth * i + 2 * j
-                if j < depth - 1:  # through the ReLU whose output is acts[j + 1]
-                    grad_h = torch.ops.aten.threshold_backward(grad_h, acts[j + 1], 0)
-                grad_params[index] = grad_h.t().mm(acts[j])
-                grad_params[index + 1] = grad_h.sum(0)
-                if j > 0 or i > 0 or ctx.needs_input_grad[1]:
-                    grad_h = grad_h.mm(params[index])
-            if i > 0 or ctx.needs_input_grad[1]:
-                grads[1 - t] = grads[1 - t] + grad_h
-        grad_inputs = _interleave(grads, dim) if ctx.needs_input_grad[1] else None
-        return (None, grad_inputs, *grad_params)
+        n_params = len(ctx.saved_tensors) // (3 * ctx.layout[2] + 3) * 2 * ctx.layout[2]
+        params, saved = ctx.saved_tensors[:n_params], ctx.saved_tensors[n_params:]
+        grads, grad_params = _couplings_backward(ctx.layout, params, saved, [grad_z[:, 0::2], grad_z[:, 1::2]],
+                                                 grad_logdet, ctx.needs_input_grad[1])
+        return (None, _interleave(grads, ctx.layout[0]) if ctx.needs_input_grad[1] else None, *grad_params)
+
+
+class _FusedGaussianLogProb(torch.autograd.Function):
+    """log lambda(x) = log N(z; 0, var I) + log det of the couplings, as one autograd node (the flow's
+    maximum-likelihood step on a ``DiagonalGaussian`` base): as ``_FusedCouplings``, without assembling z."""
+
+    @staticmethod
+    def forward(ctx, layout: tuple[int, float, int], var: Tensor, inputs: Tensor, *params: Tensor) -> Tensor:
+        halves, saved, logdet = _couplings_forward(layout, inputs, params)
+        squares = torch.linalg.vecdot(halves[0], halves[0]) + torch.linalg.vecdot(halves[1], halves[1])
+        ctx.layout = layout
+        ctx.save_for_backward(var, *halves, *params, *saved)
+        return logdet - 0.5 * (squares / var + layout[0] * torch.log(2 * math.pi * var))
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_log_prob: Tensor) -> tuple:
+        var, even, odd, *rest = ctx.saved_tensors
+        n_params = len(rest) // (3 * ctx.layout[2] + 3) * 2 * ctx.layout[2]
+        coefficient = (grad_log_prob / var).neg_().unsqueeze(1)  # d log N / dz = -z / var
+        grads, grad_params = _couplings_backward(ctx.layout, tuple(rest[:n_params]), tuple(rest[n_params:]),
+                                                 [coefficient * even, coefficient * odd], grad_log_prob,
+                                                 ctx.needs_input_grad[2])
+        return (None, None, _interleave(grads, ctx.layout[0]) if ctx.needs_input_grad[2] else None, *grad_params)
 
 
 def _interleave(halves: list[Tensor], dim: int) -> Tensor:
@@ -265,6 +313,11 @@ class Flow(nn.Module):
         return x, logdet + logdet_post
 
     def log_prob(self, x: Tensor) -> Tensor:
+        if (self.preprocessing is None and torch.is_grad_enabled() and type(self.latent) is DiagonalGaussian
+                and isinstance(self.transform, AlternatingCouplings)):
+            log_prob = self.transform.gaussian_log_prob(x.reshape(-1, *self.event_shape), self.latent.std)
+            if log_prob is not None:
+                return log_prob
         z, logdet = self.to_latent(x)
         return self.latent.log_prob(z) + logdet
 
