@@ -72,7 +72,9 @@ def plain_isir_step(state, log_density, proposal, n_particles, generator):
                        (log_pi_fresh - log_q_fresh).view(n, n_particles - 1)], dim=1)
     log_w = torch.nan_to_num(log_w, nan=-math.inf)
     log_w[~torch.isfinite(log_w).any(dim=1), 0] = 0.0
-    choice = torch.multinomial(torch.softmax(log_w, dim=1), 1, generator=generator).squeeze(1)
+    weights = torch.softmax(log_w, dim=1)
+    u = torch.rand(n, generator=generator)
+    choice = torch.tensor([int((torch.cumsum(w, 0) <= u_i * w.sum()).sum()) for w, u_i in zip(weights, u)])
     candidates = torch.cat([state.position[:, None], fresh.view(n, n_particles - 1, -1)], dim=1)
     return init_state(candidates[torch.arange(n), choice], log_density), choice > 0
 
@@ -372,3 +374,13 @@ def test_flow_log_prob_with_a_graph_is_the_log_prob_without():
     plain = torch.autograd.grad((flow.latent.log_prob(z) + logdet).sum(), list(flow.parameters()))
     for g, g_plain in zip(grads, plain):
         torch.testing.assert_close(g, g_plain, rtol=1e-4, atol=1e-5)
+
+
+def test_isir_moves_to_a_candidate_of_infinite_weight():
+    """log pi = +inf at a candidate (an EBM gone wild): that candidate is chosen, without an error."""
+    def log_density(x):
+        return torch.where(x[:, 0] > 1.0, torch.full_like(x[:, 0], math.inf), -0.5 * (x**2).sum(-1))
+
+    kernel = isir(log_density, DiagonalGaussian(2, std=2.0), 16)
+    state, info = kernel.step(kernel.init(torch.zeros(300, 2)), gen(38))
+    assert (state.position[:, 0] > 1.0).float().mean() > 0.95 and info.is_accepted.float().mean() > 0.95

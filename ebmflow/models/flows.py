@@ -116,12 +116,14 @@ class AlternatingCouplings(CompositeTransform):
 
     def forward(self, inputs: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Data to latent: in coupling i, h_t <- h_t · scale + shift with (log scale, shift) = net(h_c)."""
-        if torch.is_grad_enabled():
-            fused = self._fused_layout()
-            if fused is not None:
-                layout, layers = fused
-                params = [t for layer in layers for t in layer._parameters.values()]  # weight, bias
+        fused = self._fused_layout()
+        if fused is not None:
+            layout, layers = fused
+            params = [t for layer in layers for t in layer._parameters.values()]  # weight, bias
+            if torch.is_grad_enabled():
                 return _FusedCouplings.apply(layout, inputs, *params)
+            halves, _, logdet = _couplings_forward(layout, inputs, params)
+            return _interleave(halves, self.dim), logdet
         halves, log_scales = self._halves(inputs), []
         for i, coupling in enumerate(self._transforms):
             t = 1 - i % 2  # coupling i transforms the odd features when i is even
@@ -132,6 +134,10 @@ class AlternatingCouplings(CompositeTransform):
 
     def inverse(self, inputs: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Latent to data: the couplings in reverse order, h_t <- (h_t - shift) / scale."""
+        fused = None if torch.is_grad_enabled() else self._fused_layout()
+        if fused is not None:  # no graph (sampling): the layers' functions directly
+            layout, layers = fused
+            return _couplings_inverse(layout, inputs, [t for layer in layers for t in layer._parameters.values()])
         halves, log_scales = self._halves(inputs), []
         for i in reversed(range(len(self._transforms))):
             coupling = self._transforms[i]
@@ -179,6 +185,28 @@ def _couplings_forward(layout: tuple[int, float, int], inputs: Tensor,
         halves[t] = torch.addcmul(shift, halves[t], scale)
         log_scales.append(log_scale)
     return halves, saved, torch.cat(log_scales, dim=1).sum(1)
+
+
+def _couplings_inverse(layout: tuple[int, float, int], inputs: Tensor,
+                       params: list[Tensor]) -> tuple[Tensor, Tensor]:
+    """The couplings from latent to data, operator by operator, no graph: x and log|det dT/dz|."""
+    dim, bound, depth = layout
+    halves = [inputs[:, 0::2], inputs[:, 1::2]]
+    log_scales = []
+    for i in reversed(range(len(params) // (2 * depth))):
+        t = 1 - i % 2
+        h = halves[1 - t]
+        weights = params[2 * depth * i: 2 * depth * (i + 1)]
+        for j in range(depth):
+            h = F.linear(h, weights[2 * j], weights[2 * j + 1])
+            if j < depth - 1:
+                h = torch.relu_(h)
+        k = halves[t].shape[1]
+        shift, unconstrained = h.split_with_sizes((k, h.shape[1] - k), dim=1)
+        log_scale = bound * torch.tanh(unconstrained / bound)
+        halves[t] = (halves[t] - shift) / torch.exp(log_scale)
+        log_scales.append(log_scale)
+    return _interleave(halves, dim), -torch.cat(log_scales, dim=1).sum(1)
 
 
 def _couplings_backward(layout: tuple[int, float, int], params: tuple[Tensor, ...], saved: tuple[Tensor, ...],

@@ -34,10 +34,15 @@ def isir(log_density: LogDensity, proposal: Proposal, n_particles: int) -> Kerne
         fresh, log_q_fresh, log_pi_fresh = propose(proposal, log_density, n * m, generator)
         log_q_current, key = density.of(state)
         log_w = torch.cat([(state.log_density - log_q_current)[:, None], (log_pi_fresh - log_q_fresh).view(n, m)],
-                          dim=1).nan_to_num_(nan=-torch.inf)  # a NaN candidate is never selected
+                          dim=1)
+        # a NaN candidate is never selected; an infinite weight wins (shared equally when several are infinite)
+        log_w.nan_to_num_(nan=-torch.inf, posinf=torch.finfo(log_w.dtype).max)
         no_finite_weight = ~torch.isfinite(log_w).any(dim=1)
         log_w[:, 0].masked_fill_(no_finite_weight, 0.0)  # nothing to choose from: keep the current state
-        choice = torch.multinomial(torch.softmax(log_w, dim=1), 1, generator=generator).squeeze(1)
+        # j ~ Categorical(w) by the inverse CDF: one uniform per chain
+        cdf = torch.softmax(log_w, dim=1).cumsum_(dim=1)
+        u = torch.rand(n, 1, generator=generator, device=cdf.device, dtype=cdf.dtype).mul_(cdf[:, -1:])
+        choice = torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_(max=m)
         accepted = choice > 0
         rows = (choice - 1).clamp_(min=0).add_(torch.arange(0, n * m, m, device=choice.device))  # into ``fresh``
         return (moved_state(state, accepted, fresh.index_select(0, rows), log_pi_fresh.index_select(0, rows),
