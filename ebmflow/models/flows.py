@@ -225,7 +225,7 @@ def _couplings_backward(layout: tuple[int, float, int], params: tuple[Tensor, ..
         grad_out = grads[t]
         grads[t] = grad_out * scale
         # log scale feeds the scale (exp) and the log-determinant; d log scale / d s = 1 - tanh^2
-        grad_log_scale = torch.addcmul(grad_logdet, grad_out * transformed, scale)
+        grad_log_scale = torch.addcmul(grad_logdet, grads[t], transformed)
         grad_unconstrained = torch.addcmul(grad_log_scale, grad_log_scale * tanh, tanh, value=-1)
         grad_h = torch.cat((grad_out, grad_unconstrained), dim=1)
         for j in reversed(range(depth)):
@@ -274,7 +274,8 @@ class _FusedGaussianLogProb(torch.autograd.Function):
         squares = torch.linalg.vecdot(halves[0], halves[0]) + torch.linalg.vecdot(halves[1], halves[1])
         ctx.layout = layout
         ctx.save_for_backward(var, *halves, *params, *saved)
-        return logdet - 0.5 * (squares / var + layout[0] * torch.log(2 * math.pi * var))
+        log_normaliser = 0.5 * layout[0] * torch.log(2 * math.pi * var)
+        return torch.addcdiv(logdet - log_normaliser, squares, var, value=-0.5)
 
     @staticmethod
     @once_differentiable
