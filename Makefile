@@ -1,12 +1,13 @@
-# make book: set up, execute every chapter at PROFILE (default cpu) with papermill, build the HTML book.
-# make test: set up, run every test (unit tests, smoke-profile chapters under nbval, claims, book build).
+# make book: set up, reproduce the book at PROFILE (default cpu): every chapter × its default seeds in parallel on
+#            a local Ray (finished runs kept), then the intro and report pages, then the HTML book.
+# make test: set up, run every test (unit tests, smoke-profile chapters under nbval, claims, book build, Ray).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PROFILE ?= cpu
 STAMP := $(VENV)/.installed
 
-.PHONY: install book html test chapter clean bench bench-peer
+.PHONY: install book html test test-fast chapter sweep clean bench bench-peer
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,18 +18,26 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)
 
+# make book PROFILE=smoke SEEDS=0-1 ARGS="--force --address HOST:6379 --device cuda"
 book: $(STAMP)
-	$(PY) -m ebmflow reproduce --profile $(PROFILE)
+	$(PY) -m ebmflow reproduce --profile $(PROFILE) $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
 
 html: $(STAMP)
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 
-# make chapter NAME=01_motivating_example ARGS="-p epochs=5"
+# make chapter NAME=01_motivating_example ARGS="-p epochs=5 --seed 3"
 chapter: $(STAMP)
 	$(PY) -m ebmflow run $(NAME) --profile $(PROFILE) $(ARGS)
 
+# make sweep NAME=01_motivating_example SEEDS=0-4
+sweep: $(STAMP)
+	$(PY) -m ebmflow sweep $(NAME) --profile $(PROFILE) --seeds $(or $(SEEDS),0-2) $(ARGS)
+
 test: $(STAMP)
 	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
 
 clean:
 	rm -rf _build book/figures

@@ -51,11 +51,16 @@ class Checkpoint:
         by_time = self.every_seconds is not None and time.monotonic() - self._last_save >= self.every_seconds
         return by_count or by_time
 
+    def extended(self, **fields: Any) -> "Checkpoint":
+        """The same checkpoint (path, frequency) with ``fields`` added to its fingerprint."""
+        return Checkpoint(self.path, {**self.fingerprint, **fields}, self.every_iterations, self.every_seconds)
+
     def exists(self) -> bool:
         return self.path.exists()
 
     def save(self, payload: dict[str, Any]) -> None:
-        """Write ``payload`` (with the fingerprint) to a temporary file and move it into place."""
+        """Write ``payload`` (with the fingerprint) to a temporary file and move it into place; temporaries left
+        by killed runs are removed."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
         try:
@@ -63,15 +68,22 @@ class Checkpoint:
             os.replace(temporary, self.path)
         finally:
             temporary.unlink(missing_ok=True)
+        for stale in self.path.parent.glob(f".{self.path.name}.tmp*"):
+            stale.unlink(missing_ok=True)
         self._last_save = time.monotonic()
 
     def load(self, map_location: torch.device | str = "cpu") -> dict[str, Any]:
-        """The saved payload; CheckpointMismatch if it was written by another configuration."""
+        """The saved payload; CheckpointMismatch if it was written by another configuration or cannot be read."""
         try:
             payload = torch.load(self.path, map_location=map_location, weights_only=True)
         except Exception as error:  # a truncated or foreign file
-            raise CheckpointMismatch(f"checkpoint {self.path} cannot be read ({type(error).__name__}): delete it "
-                                     f"to start the run afresh") from None
+            detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise CheckpointMismatch(f"checkpoint {self.path} cannot be read: the file is truncated (a run killed "
+                                     f"while writing it?) or not an ebmflow checkpoint ({type(error).__name__}: "
+                                     f"{detail[:200]}); delete it to start the run afresh") from None
+        if not isinstance(payload, dict):
+            raise CheckpointMismatch(f"checkpoint {self.path} is not an ebmflow checkpoint (it holds a "
+                                     f"{type(payload).__name__}); delete it to start the run afresh")
         theirs, ours = _flatten(payload.get("fingerprint", {})), _flatten(self.fingerprint)
         for key in sorted(set(theirs) | set(ours)):
             if theirs.get(key) != ours.get(key):

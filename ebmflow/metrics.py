@@ -13,7 +13,8 @@ from torch import Tensor
 from .checks import InputError
 
 __all__ = ["Grid2D", "log_normalizer_on_grid", "normalize_on_grid", "zone_weights_on_grid", "zone_weights_of_samples",
-           "normalized_log_density_at", "median_squared_log_error", "zone_mse", "max_rhat", "MIN_RHAT_DRAWS"]
+           "normalized_log_density_at", "median_squared_log_error", "zone_mse", "max_rhat", "MIN_RHAT_DRAWS", "thin",
+           "mode_changes", "mixing_diagnostics"]
 
 MIN_RHAT_DRAWS = 4  # rank-normalised split R-hat is undefined on shorter chains
 
@@ -50,17 +51,22 @@ class Grid2D:
 
 
 @torch.no_grad()
-def log_normalizer_on_grid(log_unnormalized: Callable[[Tensor], Tensor], grid: Grid2D,
-                           chunk: int = 65536) -> tuple[Tensor, Tensor]:
-    """log f on the grid points and log Z = log sum_x f(x) dA (Riemann sum over the grid)."""
-    points = grid.points
-    values = torch.cat([log_unnormalized(points[i:i + chunk]) for i in range(0, len(points), chunk)])
+def log_normalizer_on_grid(log_unnormalized: Callable[[Tensor], Tensor], grid: Grid2D, chunk: int = 65536, *,
+                           device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+    """log f on the grid points and log Z = log sum_x f(x) dA (Riemann sum over the grid), on the CPU.
+
+    ``log_unnormalized`` is evaluated on ``device``, where the model it closes over lives (a model trained on
+    a GPU: pass its device)."""
+    points = grid.points.to(device)
+    values = torch.cat([log_unnormalized(points[i:i + chunk]).cpu() for i in range(0, len(points), chunk)])
     return values, torch.logsumexp(values, dim=0) + torch.log(torch.tensor(grid.cell_area))
 
 
-def normalize_on_grid(log_unnormalized: Callable[[Tensor], Tensor], grid: Grid2D) -> Tensor:
-    """Normalised log-density on the grid points: log f(x) - log Z."""
-    values, log_z = log_normalizer_on_grid(log_unnormalized, grid)
+def normalize_on_grid(log_unnormalized: Callable[[Tensor], Tensor], grid: Grid2D, *,
+                      device: torch.device | str = "cpu") -> Tensor:
+    """Normalised log-density on the grid points: log f(x) - log Z (on the CPU; ``log_unnormalized`` is
+    evaluated on ``device``)."""
+    values, log_z = log_normalizer_on_grid(log_unnormalized, grid, device=device)
     return values - log_z
 
 
@@ -81,10 +87,12 @@ def zone_weights_of_samples(samples: Tensor, zone_of: Callable[[Tensor], Tensor]
 
 
 @torch.no_grad()
-def normalized_log_density_at(log_unnormalized: Callable[[Tensor], Tensor], points: Tensor, grid: Grid2D) -> Tensor:
-    """log f(x) - log Z at ``points``, Z from the Riemann sum of f over ``grid``."""
-    _, log_z = log_normalizer_on_grid(log_unnormalized, grid)
-    return log_unnormalized(points) - log_z
+def normalized_log_density_at(log_unnormalized: Callable[[Tensor], Tensor], points: Tensor, grid: Grid2D, *,
+                              device: torch.device | str = "cpu") -> Tensor:
+    """log f(x) - log Z at ``points``, Z from the Riemann sum of f over ``grid`` (on the CPU;
+    ``log_unnormalized`` is evaluated on ``device``)."""
+    _, log_z = log_normalizer_on_grid(log_unnormalized, grid, device=device)
+    return log_unnormalized(points.to(device)).cpu() - log_z
 
 
 def median_squared_log_error(log_model: Tensor, log_true: Tensor) -> float:
@@ -116,3 +124,28 @@ def max_rhat(trajectory: Tensor) -> float:
     per_coordinate = array_stats.rhat(trajectory.permute(2, 1, 0).double().cpu().numpy(), chain_axis=-2,
                                       draw_axis=-1, method="rank")
     return float(np.max(per_coordinate))
+
+
+def thin(trajectory: Tensor, max_draws: int) -> Tensor:
+    """At most ``max_draws`` evenly spaced draws of chains (draws, chains, ...), the last draw kept."""
+    n = len(trajectory)
+    kept = min(max_draws, n)
+    return trajectory[n - 1 - torch.arange(kept).flip(0) * (n // kept)]
+
+
+def mode_changes(trajectory: Tensor, assign_mode: Callable[[Tensor], Tensor]) -> Tensor:
+    """How many times each chain of (draws, chains, d) changes mode between consecutive draws, (chains,)."""
+    modes = assign_mode(trajectory.flatten(0, 1)).view(trajectory.shape[:2])
+    return (modes[1:] != modes[:-1]).sum(0)
+
+
+def mixing_diagnostics(trajectory: Tensor, assign_mode: Callable[[Tensor], Tensor], max_draws: int = 64) -> dict:
+    """Of chains (draws, chains, d): "rhat", the max R-hat of at most ``max_draws`` evenly thinned draws;
+    "switches", the mean number of mode changes per chain; "moved", the mean per-coordinate distance from the first
+    to the last draw (about sqrt 2 for chains that forget their start within a unit-variance mode). Chains that
+    left the real line give rhat = moved = inf, switches = nan."""
+    if not torch.isfinite(trajectory).all():
+        return {"rhat": float("inf"), "switches": float("nan"), "moved": float("inf")}
+    moved = (trajectory[-1] - trajectory[0]).flatten(1).norm(dim=-1) / trajectory[0, 0].numel() ** 0.5
+    return {"rhat": max_rhat(thin(trajectory, max_draws)), "moved": float(moved.mean()),
+            "switches": float(mode_changes(trajectory, assign_mode).float().mean())}

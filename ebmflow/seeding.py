@@ -17,12 +17,19 @@ def resolve_device(device: str | torch.device = "cpu") -> torch.device:
     name = str(device)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name != "cpu" and not name.startswith("cuda"):
-        raise InputError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}")
-    if name.startswith("cuda") and not torch.cuda.is_available():
+    try:
+        parsed = torch.device(name)
+    except (RuntimeError, ValueError):
+        parsed = None
+    if parsed is None or parsed.type not in ("cpu", "cuda"):
+        raise InputError(f"device must be 'cpu', 'cuda' (or 'cuda:N') or 'auto', got {device!r}")
+    if parsed.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"device {name!r} was asked for but no CUDA GPU is available here: use device='cpu' or "
                          f"'auto'")
-    return torch.device(name)
+    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise InputError(f"device {name!r} was asked for but this machine has {torch.cuda.device_count()} CUDA "
+                         f"GPU(s), numbered from 0")
+    return parsed
 
 
 def make_generator(seed: int, device: str | torch.device = "cpu", stream: str = "") -> torch.Generator:

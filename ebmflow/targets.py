@@ -73,6 +73,23 @@ class GaussianMixture:
         mean = (self.weights[:, None] * self.means).sum(0)
         return float((second_moment - mean**2).max())
 
+    def misassignment_bound(self) -> float:
+        """Union bound on the probability that a sample's nearest mean is not its component's, for the worst
+        component k: sum_{j != k} Φ̄(|mu_j - mu_k| / (2 s_k)) (each term: crossing the bisecting hyperplane)."""
+        gaps = torch.cdist(self.means, self.means).double()
+        terms = norm.sf((gaps / (2 * self.stds.double()[:, None])).numpy())
+        return float((terms.sum(1) - 0.5).max())  # the diagonal (gap 0) adds Φ̄(0) = 1/2
+
+    def misassignment(self, n: int, generator: torch.Generator, chunk: int = 100_000) -> float:
+        """Share of ``n`` exact samples (component k for sample i with i mod K = k) whose nearest mean is not
+        their component's."""
+        check_int("number of samples", n)
+        wrong = 0
+        for labels in (torch.arange(n) % self.n_modes).split(chunk):
+            x = self.means[labels] + self.stds[labels, None] * torch.randn(len(labels), self.dim, generator=generator)
+            wrong += int((self.assign_mode(x) != labels).sum())
+        return wrong / n
+
 
 def two_mode_mixture(weights: Sequence[float] = (1 / 3, 2 / 3), offset: float = 1.5) -> GaussianMixture:
     """The motivating example (paper §3.1, Appendix C.2).
@@ -112,7 +129,7 @@ def four_collinear_modes(weights: Sequence[float] = (0.1, 0.2, 0.3, 0.4)) -> Gau
 class Rings:
     """Rings (paper §C.4): x = (r cos t, r sin t) with t ~ U[0, 2 pi) and r ~ sum_k w_k N(radius_k, std^2).
 
-    log p(x) = log p_r(|x|) - log(2 pi |x|) (polar change of variables; the mass of p_r below 0,
+    ``log p(x) = log p_r(|x|) - log(2 pi |x|)`` (polar change of variables; the mass of p_r below 0,
     < 1e-11 here, is neglected). Modes are the rings, assigned by nearest radius.
     """
 
@@ -130,7 +147,7 @@ class Rings:
 
     def log_prob(self, x: Tensor) -> Tensor:
         r = x.norm(dim=-1)
-        log_pr = torch.logsumexp(torch.log(self.weights) - 0.5 * ((r[:, None] - self.radii) / self.std) ** 2
+        log_pr = torch.logsumexp(torch.log(self.weights.to(x)) - 0.5 * ((r[:, None] - self.radii.to(x)) / self.std) ** 2
                                  - math.log(self.std * math.sqrt(2 * math.pi)), dim=1)
         return log_pr - torch.log(2 * math.pi * r)
 

@@ -8,14 +8,16 @@ method's own update (step 5: the flow's maximum-likelihood step for flowMC-EBM).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
 
-from .checkpoint import Checkpoint
+from .checkpoint import Checkpoint, CheckpointMismatch
 from .checks import InputError, check_generator, check_int, check_non_negative, check_points
 from .methods import Method
 from .progress import progress_bar
@@ -39,7 +41,7 @@ class Divergence:
 @dataclass(frozen=True)
 class DivergenceRule:
     """A run diverges when an energy or a chain is not finite, when the energy gap between negatives and
-    data |mean E(x-) - mean E(x+)| exceeds ``max_energy_gap`` (the negatives sit where the model has
+    data ``|mean E(x-) - mean E(x+)|`` exceeds ``max_energy_gap`` (the negatives sit where the model has
     essentially no mass), or when a chain leaves the box [-box, box]^d (``box`` None: no box). The level
     of E is not a criterion: E is defined up to an additive constant."""
 
@@ -71,7 +73,7 @@ class DivergenceRule:
 class History:
     """Per-iteration losses and sampler statistics, periodic evaluations, the final bank, how the run ended."""
 
-    steps: dict[str, list[float]] = field(default_factory=dict)
+    steps: dict[str, list[float]] = field(default_factory=dict)  # one entry per iteration (NaN: not reported)
     evaluations: dict[str, list] = field(default_factory=dict)
     final_chains: Tensor | None = None  # the persistent bank at the end (method's chain space)
     divergence: Divergence | None = None
@@ -81,6 +83,16 @@ class History:
     def log(self, where: dict[str, list], values: dict[str, Any]) -> None:
         for key, value in values.items():
             where.setdefault(key, []).append(float(value) if isinstance(value, Tensor) else value)
+
+    def log_step(self, values: dict[str, Any]) -> None:
+        """Record the statistics of iteration ``self.iterations``: every list in ``steps`` keeps one entry per
+        iteration, NaN where a statistic was not reported (CoopFlow's flow loss while its flow is frozen)."""
+        for key, value in values.items():
+            self.steps.setdefault(key, [math.nan] * (self.iterations - 1)).append(
+                float(value) if isinstance(value, Tensor) else value)
+        for column in self.steps.values():
+            if len(column) < self.iterations:
+                column.append(math.nan)
 
     def as_dict(self) -> dict[str, Any]:
         return {"steps": self.steps, "evaluations": self.evaluations, "iterations": self.iterations,
@@ -103,6 +115,21 @@ class TrainingState:
     method: Method
     energy: nn.Module
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.energy.parameters()).device
+
+
+def _run_fingerprint(method: Method, energy: nn.Module, data: Tensor, **settings: Any) -> dict[str, Any]:
+    """What a checkpoint must agree on to be resumed by this run (besides the caller's own fingerprint): the
+    method and its settings (callables such as ``make_flow`` aside), the energy, the data's shape and the loop's
+    sizes."""
+    method_settings = {f.name: getattr(method, f.name) for f in dataclasses.fields(method)
+                       if f.init and not callable(getattr(method, f.name))} if dataclasses.is_dataclass(method) else {}
+    return {"method": method.name, "method_settings": method_settings, "energy": type(energy).__name__,
+            "energy_parameters": sum(p.numel() for p in energy.parameters()), "data_shape": tuple(data.shape),
+            "data_dtype": str(data.dtype), **settings}
+
 
 def fit_ebm(data: Tensor, energy: nn.Module, method: Method, *, epochs: int, batch_size: int, n_persistent: int,
             generator: torch.Generator, evaluate: Callable[[TrainingState], dict] | None = None,
@@ -118,8 +145,10 @@ def fit_ebm(data: Tensor, energy: nn.Module, method: Method, *, epochs: int, bat
     ``energy_l2`` adds lambda (mean E(x+)^2 + mean E(x-)^2) to the loss; ``lr_decay`` = (factor, every)
     multiplies every learning rate (EBM and the method's own) by factor every ``every`` iterations;
     ``batch_transform(batch, generator)`` maps each data batch (dequantisation, flips). ``checkpoint`` saves the
-    run (and resumes it when its file exists); ``stop_after`` ends training after that many iterations (the
-    run can then be resumed from its checkpoint).
+    run (and resumes it when its file exists; a checkpoint of another method, method setting, energy, data shape
+    or loop size is refused with ``CheckpointMismatch`` naming the field); ``stop_after`` ends training after
+    that many iterations (the run can then be resumed from its checkpoint, bit-identically on CPU). Every bad
+    argument raises ``InputError`` before the first iteration.
     """
     for name, value in {"epochs": epochs, "batch_size": batch_size, "n_persistent": n_persistent}.items():
         check_int(name, value)
@@ -128,6 +157,12 @@ def fit_ebm(data: Tensor, energy: nn.Module, method: Method, *, epochs: int, bat
     check_int("eval_every", eval_every, minimum=0)
     if stop_after is not None:
         check_int("stop_after", stop_after)
+    if isinstance(data, Tensor):
+        devices = {"data": data.device, "the generator": generator.device,
+                   "the energy": next(energy.parameters()).device}
+        if len({torch.device(d).type for d in devices.values()}) > 1:
+            raise InputError("data, the energy and the generator must live on one device, got "
+                             + ", ".join(f"{name} on {device}" for name, device in devices.items()))
     dim = getattr(energy, "dim", None)
     check_points("data", data, dim=dim, dtype=next(energy.parameters()).dtype)
     if batch_size > n_persistent:
@@ -135,7 +170,9 @@ def fit_ebm(data: Tensor, energy: nn.Module, method: Method, *, epochs: int, bat
     if batch_size > len(data):
         raise InputError(f"batch_size ({batch_size}) exceeds the data set ({len(data)} points): use more data or a "
                          f"smaller batch")
-    if lr_decay is not None and (not 0 < lr_decay[0] <= 1 or lr_decay[1] < 1):
+    if lr_decay is not None and not (isinstance(lr_decay, (tuple, list)) and len(lr_decay) == 2
+                                     and isinstance(lr_decay[0], (int, float)) and 0 < lr_decay[0] <= 1
+                                     and isinstance(lr_decay[1], int) and lr_decay[1] >= 1):
         raise InputError(f"lr_decay must be (factor in (0, 1], every >= 1 iterations), got {lr_decay!r}")
 
     optimizer = torch.optim.Adam(energy.parameters(), lr=method.lr)
@@ -147,16 +184,28 @@ def fit_ebm(data: Tensor, energy: nn.Module, method: Method, *, epochs: int, bat
     device = data.device
 
     history, order, bank, last_chains = History(), None, None, None
+    if checkpoint is not None:
+        checkpoint = checkpoint.extended(run=_run_fingerprint(method, energy, data, epochs=epochs,
+                                                              batch_size=batch_size, n_persistent=n_persistent,
+                                                              energy_l2=energy_l2, lr_decay=lr_decay))
     if checkpoint is not None and checkpoint.exists():
         saved = checkpoint.load(map_location=device)
-        energy.load_state_dict(saved["energy"])
-        method.load_state_dict(saved["method"])
-        optimizer.load_state_dict(saved["optimizer"])
-        for scheduler, state in zip(schedulers, saved["schedulers"]):
-            scheduler.load_state_dict(state)
-        generator.set_state(saved["generator"].to(generator.get_state().device))
-        history, order, bank = History.from_dict(saved["history"]), saved["order"], saved["bank"]
-        last_chains = saved["last_chains"]
+        try:
+            energy.load_state_dict(saved["energy"])
+            method.load_state_dict(saved["method"])
+            if method.averaged is not None:
+                method.averaged.load_state_dict(saved["average"])
+            optimizer.load_state_dict(saved["optimizer"])
+            for scheduler, state in zip(schedulers, saved["schedulers"], strict=True):
+                scheduler.load_state_dict(state)
+            generator.set_state(saved["generator"].to(generator.get_state().device))
+            history, order, bank = History.from_dict(saved["history"]), saved["order"], saved["bank"]
+            last_chains = saved["last_chains"]
+        except (KeyError, RuntimeError, TypeError, ValueError) as error:
+            detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise CheckpointMismatch(f"checkpoint {checkpoint.path} does not fit this run's networks or state "
+                                     f"({type(error).__name__}: {detail[:200]}): it was written by another "
+                                     f"architecture or library version; delete it or run without resuming") from None
         if history.completed or history.divergence is not None:
             history.final_chains = bank
             return history
@@ -176,7 +225,8 @@ def fit_ebm(data: Tensor, energy: nn.Module, method: Method, *, epochs: int, bat
             checkpoint.save({"energy": energy.state_dict(), "method": method.state_dict(),
                              "optimizer": optimizer.state_dict(), "schedulers": [s.state_dict() for s in schedulers],
                              "generator": generator.get_state(), "history": history.as_dict(), "order": order,
-                             "bank": bank, "last_chains": last_chains})
+                             "bank": bank, "last_chains": last_chains,
+                             "average": method.averaged.state_dict() if method.averaged is not None else None})
 
     if history.iterations == 0:
         record_evaluation()
@@ -207,12 +257,15 @@ def fit_ebm(data: Tensor, energy: nn.Module, method: Method, *, epochs: int, bat
         else:
             loss.backward()
         optimizer.step()
+        method.after_ebm_step()
         update_stats = method.update(negatives)
-        for scheduler in schedulers:
-            scheduler.step()
+        with warnings.catch_warnings():  # a frozen network's optimizer (CoopFlow) is not stepped: its lr still decays
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
+            for scheduler in schedulers:
+                scheduler.step()
         history.iterations += 1
         stats = {"loss": loss.detach(), "energy_pos": energy_pos.detach(), "energy_neg": energy_neg.detach()}
-        history.log(history.steps, {**stats, **sampler_stats, **update_stats})
+        history.log_step({**stats, **sampler_stats, **update_stats})
         bar.update()
         if history.iterations % 50 == 0:
             bar.set_postfix(energy_data=history.steps["energy_pos"][-1], energy_neg=history.steps["energy_neg"][-1],

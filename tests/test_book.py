@@ -1,20 +1,180 @@
-"""The book builds without a warning from the committed (executed) chapters."""
+"""The book builds without a warning from the committed (executed) chapters, math included offline.
+
+The HTML is built once per test session (``built_book``, reused by tests/test_browser.py) from a copy of the
+working tree, so a test never writes into the repository's own ``_build``.
+"""
+import functools
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.slow
-def test_book_builds_without_warnings(tmp_path):
-    source = tmp_path / "src"
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".venv", "_build", ".git", "tests", "*.pdf"))
+@functools.cache
+def _build(directory: Path) -> tuple[Path, int, str]:
+    source = directory / "src"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".venv", "_build", ".git", "tests", "*.pdf",
+                                                                ".pytest_cache", "__pycache__"))
     jupyter_book = Path(sys.executable).parent / "jupyter-book"
     result = subprocess.run([str(jupyter_book), "build", str(source), "-W", "-n", "--keep-going"],
                             capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
-    assert (source / "_build" / "html" / "book" / "01_motivating_example.html").exists()
+    return source / "_build" / "html", result.returncode, result.stdout[-5000:] + result.stderr[-3000:]
+
+
+def build_book(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The HTML book built from the working tree with -W -n (once per session); fails the test on a warning."""
+    html, returncode, log = _build(tmp_path_factory.getbasetemp() / "book")
+    assert returncode == 0, log
+    return html
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory) -> Path:
+    return build_book(tmp_path_factory)
+
+
+def toc_pages() -> list[str]:
+    """Every page of the table of contents (root first), as paths relative to the book without suffix."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return [toc["root"]] + [entry["file"] for entry in toc["chapters"]]
+
+
+@pytest.mark.slow
+def test_book_builds_without_warnings(built_book):
+    for page in toc_pages():
+        assert (built_book / f"{page}.html").exists(), page
+
+
+@pytest.mark.slow
+def test_math_is_typeset_by_the_bundled_mathjax(built_book):
+    """MathJax comes from the site itself (sphinx-mathjax-offline), never from a CDN; the browser test checks
+    that it renders."""
+    bundled = built_book / "_static" / "mathjax" / "tex-chtml.js"
+    assert bundled.exists(), "sphinx-mathjax-offline did not copy MathJax into _static"
+    assert list((built_book / "_static" / "mathjax").rglob("*.woff*")), "MathJax's fonts are not bundled"
+    pages_with_math = 0
+    for page in toc_pages():
+        html = (built_book / f"{page}.html").read_text()
+        scripts = re.findall(r"<script[^>]*src=\"([^\"]*mathjax[^\"]*)\"", html, re.I)
+        if 'class="math' in html:
+            pages_with_math += 1
+            assert scripts, f"{page} has math but loads no MathJax"
+        assert all(not s.startswith(("http:", "https:", "//")) for s in scripts), f"{page} loads MathJax from {scripts}"
+    assert pages_with_math, "no page has math: is dollarmath still enabled?"
+
+
+def test_api_page_covers_the_public_layers():
+    """The API reference documents every public layer of the library and is in the table of contents."""
+    assert "book/api" in toc_pages()
+    page = (ROOT / "book" / "api.md").read_text()
+    documented = set(re.findall(r"^\.\. automodule:: (\S+)", page, re.M))
+    assert documented >= {"ebmflow.targets", "ebmflow.models", "ebmflow.samplers", "ebmflow.methods",
+                          "ebmflow.training", "ebmflow.metrics", "ebmflow.experiments.common", "ebmflow.seeding",
+                          "ebmflow.checks"}
+
+
+# --- the report page's layout: verdicts per seed, the paper's numbers, the table and the figure --------------
+
+def _fake_items(monkeypatch, *claims):
+    """Make the report see one paper item of chapter 01 with ``claims`` (the machinery, not the chapter)."""
+    from ebmflow.book import report
+    from ebmflow.book.claims import PaperItem
+
+    item = PaperItem("Table 9", "01_motivating_example", "a table", tuple(claims), rebuilt_by="motivating.numbers")
+    monkeypatch.setattr(report, "paper_items", lambda: [item])
+    return report
+
+
+def _lowest_a():
+    from ebmflow.book.claims import Claim
+
+    return Claim("A is lower than B", "A 0.50, B 2.0 (Table 9)", "A {t9_a:.2f}, B {t9_b:.2f}", "A < B",
+                 lambda g: g["t9_a"] < g["t9_b"])
+
+
+def test_verdict_rows_judge_every_seed_and_summarise_ours(monkeypatch):
+    report = _fake_items(monkeypatch, _lowest_a())
+    seeds = [{"t9_a": 1.0, "t9_b": 2.0}, {"t9_a": 3.0, "t9_b": 2.0}, {"t9_a": 2.0, "t9_b": 2.0}, {"other": 1}]
+    [row] = report.verdict_rows({"01_motivating_example": seeds})
+    assert row["seeds"] == "1 of 3"  # the seed without the keys was not run
+    assert row["verdict"] == "holds in some seeds"
+    assert row["ours"] == "A 2.00 ± 1.00, B 2.00 ± 0.00"
+    [row] = report.verdict_rows({"01_motivating_example": seeds[:1]})
+    assert (row["seeds"], row["verdict"], row["ours"]) == ("1 of 1", "holds", "A 1.00, B 2.00")
+    assert report.verdict_rows(seeds[0]) == report.verdict_rows({"01_motivating_example": seeds[:1]})  # flat = 1 seed
+    [row] = report.verdict_rows({"01_motivating_example": [{"t9_a": 3.0, "t9_b": 2.0}, {"t9_a": float("nan"),
+                                                                                          "t9_b": 2.0}]})
+    assert (row["seeds"], row["verdict"]) == ("0 of 2", "does not hold")
+    assert row["ours"].startswith("A 3.00 (1 of 2 seeds diverged)")
+    [row] = report.verdict_rows({})
+    assert (row["seeds"], row["verdict"]) == ("—", "not run")
+
+
+def test_paper_numbers_are_read_by_label_range_and_percentage():
+    from ebmflow.book.report import paper_values
+
+    assert paper_values("flowMC-EBM 0.94, NT-EBM 1.2e-3 (CIFAR-10)") == [("flowMC-EBM", 0.94, 0.94),
+                                                                          ("NT-EBM", 1.2e-3, 1.2e-3)]
+    assert paper_values("≈0.70–0.78 (read off the figure)") == [("", 0.70, 0.78)]
+    assert paper_values("≈0 ↔ ≈1") == [("", 0.0, 0.0), ("", 1.0, 1.0)]
+    assert paper_values("5–10% (CIFAR-10)") == [("", 0.05, 0.10)]
+    assert paper_values("not measured in the paper") == []
+
+
+def test_quantities_pair_the_papers_number_with_ours(monkeypatch):
+    from ebmflow.book.claims import Claim
+
+    swing = Claim("B swings", "≈0 ↔ ≈1", "{t9_b_min:.2f} – {t9_b_max:.2f}", "min < 0.2 and max > 0.9",
+                  lambda g: g["t9_b_min"] < 0.2 and g["t9_b_max"] > 0.9)
+    report = _fake_items(monkeypatch, _lowest_a(), swing)
+    seeds = [{"t9_a": 0.01, "t9_b": 2.0, "t9_b_min": 0.1, "t9_b_max": 0.95},
+             {"t9_a": 0.03, "t9_b": 4.0, "t9_b_min": 0.0, "t9_b_max": 1.0}]
+    found = {q.key: q for q in report.quantities({"01_motivating_example": seeds})}
+    assert found["t9_a"].label == "A" and found["t9_a"].paper == (0.5, 0.5)
+    assert found["t9_b"].paper == (2.0, 2.0) and found["t9_b"].mean == 3.0
+    assert found["t9_b_min"].paper == (0.0, 0.0) and found["t9_b_max"].paper == (1.0, 1.0)
+    assert (found["t9_b_min"].label, found["t9_b_max"].label) == ("min", "max")
+    fig = report.paper_vs_ours_figure({"01_motivating_example": seeds})
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.axison]
+    assert len(panels) == 2  # one panel per quantitative claim
+    assert panels[0].get_xscale() == "log"  # 0.01 .. 2: more than a decade
+    assert panels[1].get_xscale() == "linear"
+
+
+def test_verdict_table_is_a_wrapping_list_table_with_one_row_per_claim(monkeypatch):
+    report = _fake_items(monkeypatch, _lowest_a())
+    table = report.verdict_table_markdown(report.verdict_rows({"01_motivating_example": [{"t9_a": 1, "t9_b": 2}]}))
+    assert table.startswith(":::{list-table}") and ":class: ebmflow-report" in table
+    assert table.count("\n* - ") == 2  # header + one claim
+    assert "{bdg-success}`holds`" in table and "rule: A \\< B" in table
+
+
+def test_report_links_to_the_figure_when_the_chapter_names_it(monkeypatch, tmp_path):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    report = _fake_items(monkeypatch, _lowest_a())
+    notebook = tmp_path / "chapter.ipynb"
+    nbformat.write(new_notebook(cells=[new_markdown_cell("(table-9)=\n## Table 9"),
+                                       new_code_cell("fig", metadata={"mystnb": {"figure": {"name": "figure-2"}}})]),
+                   notebook)
+    assert report._targets(notebook) == {"table-9", "figure-2"}
+    [item] = report.paper_items()
+    assert report.item_label(item) == "table-9"
+    monkeypatch.setattr(report, "_targets", lambda _: {"table-9"})
+    assert report._link(item) == "{ref}`Table 9 <table-9>`"
+    monkeypatch.setattr(report, "_targets", lambda _: set())
+    assert report._link(item) == "{doc}`Table 9 <01_motivating_example>`"
+
+
+def test_verdict_summary_counts_claims_and_seeds(monkeypatch):
+    report = _fake_items(monkeypatch, _lowest_a(), _lowest_a())
+    rows = report.verdict_rows({"01_motivating_example": [{"t9_a": 1, "t9_b": 2}, {"t9_a": 3, "t9_b": 2}]})
+    assert report.verdict_summary_markdown(rows) == ("Of the paper's 2 claims, **0 hold**, **2 in some seeds only**, "
+                                                     "**0 do not** (checked on each of 2 seeds).")

@@ -8,8 +8,9 @@ import nbformat
 import pytest
 import yaml
 
-from ebmflow.chapters import BOOK_DIR, CHAPTERS
-from ebmflow.runner import run_chapter
+from ebmflow.book.chapters import BOOK_DIR, CHAPTERS
+from ebmflow.book.config import parameters_cell
+from ebmflow.book.runner import run_chapter
 
 ROOT = BOOK_DIR.parent
 NOTEBOOKS = sorted(p.stem for p in BOOK_DIR.glob("*.ipynb") if not p.name.startswith("."))  # not runs in progress
@@ -32,6 +33,9 @@ def test_parameters_cell_names_every_knob(name):
                 if "=" in line and not line.startswith("#")}
     fields = {f.name for f in dataclasses.fields(CHAPTERS[name].config_cls)}
     assert assigned == fields | {"profile"}
+    if not CHAPTERS[name].summary:  # generated from the Config's fields and comments, so they never disagree
+        expected = parameters_cell(CHAPTERS[name].config_cls, CHAPTERS[name].profiles)
+        assert cells[0].source == expected, "run ebmflow.book.chapters.sync_parameters_cells()"
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)

@@ -6,7 +6,7 @@ whose reason quotes the numbers.
 """
 import pytest
 
-from ebmflow.report import all_claims, load_glued
+from ebmflow.book.report import all_claims, load_glued
 
 
 @pytest.fixture(scope="module")

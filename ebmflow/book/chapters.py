@@ -6,13 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..experiments import motivating
+from ..experiments import class_weights, extended, high_dim, images, mode_weights, motivating, toy_benchmarks
 from .claims import PaperItem
 from .config import parameters_cell, resolve_config
 
 __all__ = ["SummaryConfig", "Chapter", "CHAPTERS", "BOOK_DIR", "get_chapter", "chapter_config", "choices_markdown",
-           "paper_items",
-           "sync_parameters_cells"]
+           "paper_items", "sync_parameters_cells"]
 
 BOOK_DIR = Path(__file__).resolve().parent.parent.parent / "book"
 
@@ -59,8 +58,12 @@ class Chapter:
 
 CHAPTERS: dict[str, Chapter] = {c.name: c for c in [
     Chapter("01_motivating_example", "Figure 1: mode weights on a 2:1 mixture", motivating),
-    # PORTING: 02_toy_benchmarks (toy_benchmarks), 03_extended_example (extended), 04_high_dim_mixture (high_dim),
-    # 05_images (images) are added back here as their experiment modules are ported.
+    Chapter("02_toy_benchmarks", "Figure 2, Tables 1 and 5: 8 Gaussians and Rings, four methods", toy_benchmarks),
+    Chapter("03_extended_example", "Figures 3-5, Tables 3 and 4: relative weights of four modes", extended),
+    Chapter("04_high_dim_mixture", "Table 2 and Figure 6: R-hat on a 4-mode mixture in 16-64 dimensions", high_dim),
+    Chapter("05_images", "Figures 7 and 8: flowMC-EBM on images", images),
+    Chapter("06_class_weights", "Beyond the paper: class weights on imbalanced digits", class_weights),
+    Chapter("07_mode_weights", "Beyond the paper: mode weights in d = 8-64", mode_weights),
     Chapter("intro", "Introduction, map of the paper, runtimes", _Summary, summary=True),
     Chapter("99_report", "Reproduction report", _Summary, summary=True),
 ]}

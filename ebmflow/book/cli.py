@@ -1,16 +1,44 @@
-"""The ``ebmflow`` command: list, run and reproduce the book's chapters; report the verdicts."""
+"""The ``ebmflow`` command: list, run, sweep and reproduce the book's chapters; report the verdicts.
+
+Exit status: 0 success, 2 bad input (detected before any kernel starts), 1 a failure during a run (one line
+on the terminal, the traceback in a log file whose path is printed), 130 interrupted (Ctrl-C), 143 terminated
+(SIGTERM); interrupted runs say how to resume.
+"""
 from __future__ import annotations
 
 import argparse
 import ast
-import subprocess
+import shlex
+import signal
 import sys
 from pathlib import Path
+from typing import Any
 
-from .chapters import BOOK_DIR, CHAPTERS
+from ..checks import InputError
+from .chapters import CHAPTERS
 from .config import PROFILES, ConfigError, parameter_table
 
 __all__ = ["main"]
+
+DEVICES = ("cpu", "cuda", "auto")
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C."""
+
+
+def _on_signal(signum, frame) -> None:
+    """Ctrl-C and SIGTERM: stop this command's kernels at once (before they print about their lost connection),
+    then unwind like Ctrl-C so that every temporary is removed."""
+    from .runner import stop_kernels
+
+    global _received
+    _received = signum
+    stop_kernels()
+    raise _Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+_received: int | None = None  # the signal that stopped the command (libraries may re-raise it as another type)
 
 
 def _parse_assignment(text: str) -> tuple[str, object]:
@@ -24,37 +52,120 @@ def _parse_assignment(text: str) -> tuple[str, object]:
     return name.strip(), value
 
 
-def _list(_: argparse.Namespace) -> None:
+def _parameters(args: argparse.Namespace) -> dict[str, Any]:
+    """-p name=value pairs plus --seed and --device (chapter parameters); a clash is an error."""
+    parameters: dict[str, Any] = {}
+    for text in args.parameter:
+        name, value = _parse_assignment(text)
+        if name == "profile":
+            raise ConfigError(f"'profile' is not a parameter: use --profile {value} instead of -p profile={value}")
+        if name in parameters and parameters[name] != value:
+            raise ConfigError(f"parameter {name!r} given twice ({parameters[name]!r} and {value!r})")
+        parameters[name] = value
+    for name in ("seed", "device"):
+        value = getattr(args, name, None)
+        if value is not None:
+            if name in parameters and parameters[name] != value:
+                raise ConfigError(f"--{name} {value} contradicts -p {name}={parameters[name]!r}: give one")
+            parameters[name] = value
+    return parameters
+
+
+def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [indent + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+
+
+def _list(_: argparse.Namespace) -> int:
     for chapter in CHAPTERS.values():
         print(f"{chapter.name}: {chapter.title}")
         rows = parameter_table(chapter.config_cls, chapter.profiles)
-        print(f"  {'parameter':<18}{'type':<7}" + "".join(f"{p:<14}" for p in chapter.profiles))
-        for row in rows:
-            print(f"  {row['parameter']:<18}{row['type']:<7}" + "".join(f"{row[p]!s:<14}" for p in chapter.profiles))
+        if not rows:
+            print("  (no parameters: reads what the chapters stored)")
+            continue
+        table = [["parameter", "type", *chapter.profiles]]
+        table += [[row["parameter"], row["type"], *(str(row[p]) for p in chapter.profiles)] for row in rows]
+        print("\n".join(_table(table)))
+    return 0
 
 
-def _run(args: argparse.Namespace) -> None:
-    from .runner import run_chapter  # papermill import is slow: only when running
-
-    parameters = dict(_parse_assignment(text) for text in args.parameter)
-    output = run_chapter(args.chapter, args.profile, parameters, args.output)
-    print(f"wrote {output}")
-
-
-def _reproduce(args: argparse.Namespace) -> None:
-    from .runner import run_chapter
-
-    # experiment chapters first, then the summary pages that read their results
-    for chapter in sorted(CHAPTERS.values(), key=lambda c: c.summary):
-        print(f"running {chapter.name} at profile {args.profile}", flush=True)
-        run_chapter(chapter.name, args.profile)
-    root = BOOK_DIR.parent
-    subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build", str(root), "-W", "-n",
-                    "--keep-going"], check=True)
-    print(f"book: {root / '_build' / 'html' / 'index.html'}")
+def _resume_hint(argv: list[str]) -> str:
+    command = ["ebmflow", *argv]
+    if "--resume" not in command:
+        command.append("--resume")
+    return shlex.join(command)
 
 
-def _report(_: argparse.Namespace) -> None:
+def _run(args: argparse.Namespace) -> int:
+    from .runner import checkpoint_dir_for, check_run, run_chapter
+
+    parameters = _parameters(args)
+    output = check_run(args.chapter, args.profile, parameters, args.output)[3]
+    try:
+        result = run_chapter(args.chapter, args.profile, parameters, args.output, resume=args.resume,
+                             progress=True, echo=lambda line: print(line, flush=True))
+    except KeyboardInterrupt as stop:
+        kept = checkpoint_dir_for(output)
+        has = kept.exists() and any(kept.glob("*.pt"))
+        what = "terminated" if isinstance(stop, _Terminated) or _received == signal.SIGTERM else "interrupted"
+        print(f"ebmflow: {what}; nothing was written" + (
+            f"; checkpoints kept in {kept}: resume with `{_resume_hint(args.argv)}`" if has else
+            f"; re-run with `{shlex.join(['ebmflow', *args.argv])}`"), file=sys.stderr, flush=True)
+        raise
+    print(f"wrote {result.output} ({result.seconds:.0f} s)" + (
+        f" and {len(result.figures)} figure file(s) in {result.output.parent / 'figures'}" if result.figures else ""))
+    if result.record_path is not None:
+        print(f"record: {result.record_path}")
+    return 0
+
+
+def _print_summary(records: list[dict]) -> None:
+    from .records import summarize
+
+    summary = summarize(records)
+    rows = [["glued value", "mean ± sd over seeds", *[f"seed {s}" for s in next(iter(summary.values())).seeds]]]
+    for key, item in summary.items():
+        rows.append([key, str(item), *("null" if v is None else f"{v:.4g}" for v in item.values)])
+    print("\n".join(_table(rows, indent="")))
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from .records import read_record
+    from .sweep import is_finished, parse_seeds, run_specs, sweep_specs
+
+    parameters = _parameters(args)
+    specs = sweep_specs(args.chapter, parse_seeds(args.seeds), args.profile, parameters)
+    todo = [spec for spec in specs if args.force or not is_finished(spec)]
+    if len(todo) < len(specs):
+        print(f"{len(specs) - len(todo)} of {len(specs)} runs already finished: kept (--force re-runs them)")
+    outcomes = run_specs(todo, address=args.address, inline=args.inline, threads=args.threads)
+    failed = [o for o in outcomes if not o.ok]
+    done = [read_record(spec.record_path()) for spec in specs if spec.record_path().exists()]
+    if done:
+        print(f"{specs[0].chapter} at profile {args.profile} over {len(done)} seed(s):")
+        _print_summary(done)
+    if failed:
+        print(f"ebmflow: error: {len(failed)} of {len(specs)} runs failed (see above)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from .sweep import parse_seeds, reproduce
+
+    parameters = _parameters(args)
+    seeds = parse_seeds(args.seeds) if args.seeds else None
+    outcomes = reproduce(args.profile, seeds, force=args.force, address=args.address, parameters=parameters,
+                         inline=args.inline, html=not args.no_html)
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        print(f"ebmflow: error: {len(failed)} of {len(outcomes)} runs failed (see above); re-run the same command "
+              f"to retry them (finished runs are kept)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _report(_: argparse.Namespace) -> int:
     from .report import VERDICTS, load_glued, verdict_rows
 
     rows = verdict_rows(load_glued())
@@ -62,27 +173,85 @@ def _report(_: argparse.Namespace) -> None:
         print(f"{row['item']:<9} {row['claim']}")
         print(f"{'':<9} paper: {row['paper']}  |  ours: {row['ours']}  |  rule: {row['rule']}  ->  {row['verdict']}")
     print("; ".join(f"{n} {v}" for v in VERDICTS if (n := sum(r["verdict"] == v for r in rows))))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ebmflow", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="chapters and their parameters per profile").set_defaults(func=_list)
+
+    def knobs(sub: argparse.ArgumentParser, seed: bool) -> None:
+        sub.add_argument("--profile", default="cpu", choices=PROFILES, help="preset (default: cpu)")
+        sub.add_argument("-p", dest="parameter", action="append", default=[], metavar="NAME=VALUE",
+                         help="override one chapter parameter (repeatable; `ebmflow list` names them)")
+        sub.add_argument("--device", choices=DEVICES, default=None, help="the chapter's device parameter")
+        if seed:
+            sub.add_argument("--seed", type=int, default=None, help="the chapter's seed parameter")
+
+    def cluster(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--address", default=None, help="join this Ray cluster (default: $RAY_ADDRESS, else a "
+                         "local Ray instance started for this command)")
+        sub.add_argument("--force", action="store_true", help="re-run runs that already finished")
+        sub.add_argument("--inline", action="store_true", help="no Ray: run one after another in this process")
+
+    run = commands.add_parser("run", help="execute one chapter with papermill (output: book/CHAPTER.ipynb)")
+    run.add_argument("chapter")
+    knobs(run, seed=True)
+    run.add_argument("--output", type=Path, default=None, help="executed notebook (figures go beside it)")
+    run.add_argument("--resume", action="store_true", help="continue the training runs from their checkpoints")
+    run.set_defaults(func=_run)
+
+    sweep = commands.add_parser("sweep", help="one chapter over several seeds (Ray); prints mean ± sd")
+    sweep.add_argument("chapter")
+    sweep.add_argument("--seeds", default="0-2", help="e.g. 0-4 or 0,2,7 (default 0-2)")
+    knobs(sweep, seed=False)
+    cluster(sweep)
+    sweep.add_argument("--threads", type=int, default=1, help="CPU threads per run (default 1)")
+    sweep.set_defaults(func=_sweep)
+
+    reproduce = commands.add_parser("reproduce", help="every chapter × its default seeds (Ray), then the "
+                                    "summary pages and the HTML book")
+    reproduce.add_argument("--seeds", default=None, help="instead of each chapter's default seeds")
+    knobs(reproduce, seed=False)
+    cluster(reproduce)
+    reproduce.add_argument("--no-html", action="store_true", help="skip the HTML build")
+    reproduce.set_defaults(func=_reproduce)
+
+    commands.add_parser("report", help="verdicts: the paper's numbers beside ours, from the executed chapters"
+                        ).set_defaults(func=_report)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ebmflow", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="chapters and their parameters per profile").set_defaults(func=_list)
-    run = commands.add_parser("run", help="execute one chapter with papermill")
-    run.add_argument("chapter")
-    run.add_argument("--profile", default="cpu", choices=PROFILES)
-    run.add_argument("-p", dest="parameter", action="append", default=[], metavar="NAME=VALUE")
-    run.add_argument("--output", type=Path, default=None)
-    run.set_defaults(func=_run)
-    reproduce = commands.add_parser("reproduce", help="every chapter, then the book")
-    reproduce.add_argument("--profile", default="cpu", choices=PROFILES)
-    reproduce.set_defaults(func=_reproduce)
-    commands.add_parser("report", help="verdicts: the paper's numbers beside ours, from the executed chapters"
-                        ).set_defaults(func=_report)
-    args = parser.parse_args(argv)
+    from .runner import RunError, write_log
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(argv)
+    args.argv = argv
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[signum] = signal.signal(signum, _on_signal)
+        except ValueError:  # not the main thread: leave the handlers alone
+            break
     try:
-        args.func(args)
-    except (ConfigError, ValueError) as error:
+        return args.func(args)
+    except (InputError, ValueError) as error:  # bad input, detected before any kernel started
         print(f"ebmflow: error: {error}", file=sys.stderr)
         return 2
-    return 0
+    except RunError as error:
+        log = write_log(getattr(args, "chapter", "ebmflow"), error.details, getattr(args, "seed", None))
+        print(f"ebmflow: error: {error} (full traceback: {log})", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as stop:
+        terminated = isinstance(stop, _Terminated) or _received == signal.SIGTERM
+        if args.command != "run":
+            print(f"ebmflow: {'terminated' if terminated else 'interrupted'}; re-run the same command to continue "
+                  f"(finished runs are kept, unfinished ones resume from their checkpoints)", file=sys.stderr)
+        return 143 if terminated else 130
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        sys.stdout.flush()

@@ -77,10 +77,12 @@ def field_comments(config_cls: type) -> dict[str, str]:
     import re
 
     comments = {}
-    for line in inspect.getsource(config_cls).splitlines():
-        match = re.match(r"\s+(\w+): [^#=]+?(?:#\s*(.*))?$", line)
-        if match and match.group(1) in {f.name for f in dataclasses.fields(config_cls)}:
-            comments[match.group(1)] = match.group(2) or ""
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    for klass in reversed([k for k in config_cls.__mro__ if dataclasses.is_dataclass(k)]):  # inherited fields too
+        for line in inspect.getsource(klass).splitlines():
+            match = re.match(r"\s+(\w+): [^#=]+?(?:#\s*(.*))?$", line)
+            if match and match.group(1) in names:
+                comments[match.group(1)] = match.group(2) or ""
     return comments
 
 

@@ -1,6 +1,12 @@
-"""Data sets read from local files or shipped inside installed packages (no downloads)."""
+"""Data sets read from local files or shipped inside installed packages (no downloads), and the instruments that
+read class proportions off image samples."""
+from .classify import (REJECTED, Measurement, RejectingClassifier, class_switches, label_rhat, measure_mix, refit,
+                       sampler_switches)
+from .digits import ImbalancedDigits
 from .images import (CIFAR10_FILES, ImageData, ImageDataError, Dequantize, imbalanced_subset, load_cifar10,
                      load_digits, load_images)
+from .pca import PrincipalComponents
 
 __all__ = ["CIFAR10_FILES", "ImageData", "ImageDataError", "Dequantize", "imbalanced_subset", "load_cifar10",
-           "load_digits", "load_images"]
+           "load_digits", "load_images", "REJECTED", "RejectingClassifier", "Measurement", "label_rhat",
+           "class_switches", "sampler_switches", "measure_mix", "refit", "PrincipalComponents", "ImbalancedDigits"]

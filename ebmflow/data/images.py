@@ -14,13 +14,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..checks import InputError, check_generator, check_probability, check_weights
+
 __all__ = ["CIFAR10_FILES", "ImageData", "ImageDataError", "Dequantize", "imbalanced_subset", "load_cifar10",
            "load_digits", "load_images"]
 
 CIFAR10_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
 
 
-class ImageDataError(FileNotFoundError):
+class ImageDataError(InputError, FileNotFoundError):
     """A data set that is not on this machine (nothing is ever downloaded)."""
 
 
@@ -52,10 +54,14 @@ class Dequantize:
     def __call__(self, batch: Tensor, generator: torch.Generator) -> Tensor:
         images = batch.float().view(-1, *self.image_shape)
         if self.flips:
-            flip = torch.rand(len(images), generator=generator) < 0.5
+            flip = torch.rand(len(images), generator=generator, device=images.device) < 0.5
             images = torch.where(flip[:, None, None, None], images.flip(-1), images)
-        noise = torch.rand(images.shape, generator=generator)
+        noise = torch.rand(images.shape, generator=generator, device=images.device)
         return (2 * (images + noise) / self.levels - 1).view(batch.shape)
+
+    def centres(self, batch: Tensor) -> Tensor:
+        """The centre of each level's cell, 2 (v + 1/2) / L - 1: the noiseless pixels (what the noise averages to)."""
+        return 2 * (batch.float() + 0.5) / self.levels - 1
 
 
 def load_cifar10(root: str | Path) -> ImageData:
@@ -89,8 +95,8 @@ def load_digits(test_fraction: float, generator: torch.Generator) -> ImageData:
     No flips: a mirrored digit is not a digit."""
     from sklearn.datasets import load_digits as sklearn_digits
 
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    check_probability("test_fraction", test_fraction)
+    check_generator(generator)
     bunch = sklearn_digits()
     images = torch.from_numpy(bunch.images.astype(np.uint8)).unsqueeze(1)
     labels = torch.from_numpy(bunch.target.astype(np.int64))
@@ -106,7 +112,7 @@ def load_images(dataset: str, data_root: str, generator: torch.Generator, test_f
         return load_digits(test_fraction, generator)
     if dataset == "cifar10":
         return load_cifar10(data_root)
-    raise ValueError(f"unknown dataset {dataset!r}; accepted: 'digits', 'cifar10'")
+    raise InputError(f"unknown dataset {dataset!r}; accepted: 'digits', 'cifar10'")
 
 
 def imbalanced_subset(images: Tensor, labels: Tensor, classes: tuple[int, ...], proportions: tuple[float, ...],
@@ -115,13 +121,14 @@ def imbalanced_subset(images: Tensor, labels: Tensor, classes: tuple[int, ...], 
 
     Returns the images and their labels re-indexed 0..len(classes)-1 (in the order of ``classes``).
     """
-    if len(classes) != len(proportions) or abs(sum(proportions) - 1) > 1e-6 or min(proportions) <= 0:
-        raise ValueError(f"need one positive proportion per class summing to 1, got classes {classes} and "
-                         f"proportions {proportions}")
+    check_weights("proportions", proportions)
+    if len(classes) != len(proportions) or len(set(classes)) != len(classes):
+        raise InputError(f"need one proportion per distinct class, got classes {classes} and proportions "
+                         f"{proportions}")
     available = [int((labels == c).sum()) for c in classes]
     missing = [c for c, n in zip(classes, available) if n == 0]
     if missing:
-        raise ValueError(f"class(es) {missing} have no image in this data set (labels present: "
+        raise InputError(f"class(es) {missing} have no image in this data set (labels present: "
                          f"{sorted(set(labels.tolist()))}); choose classes that exist")
     total = min(n / p for n, p in zip(available, proportions))
     chosen_images, chosen_labels = [], []

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import pandas as pd
 import torch
 from torch import Tensor, nn
 
@@ -17,7 +18,7 @@ from ..samplers import LogDensity, run_chains
 from ..seeding import make_generator, resolve_device
 from ..training import Divergence, DivergenceRule, History, TrainingState, fit_ebm
 
-__all__ = ["Run", "train", "checkpoint_for", "CHECKPOINT_DIR_ENV"]
+__all__ = ["Run", "train", "checkpoint_for", "chain_evaluation", "hyperparameter_table", "CHECKPOINT_DIR_ENV"]
 
 CHECKPOINT_DIR_ENV = "EBMFLOW_CHECKPOINT_DIR"  # set by the runner: where a chapter's training runs checkpoint
 
@@ -49,8 +50,14 @@ class Run:
 
     @property
     def log_density(self) -> LogDensity:
-        """Unnormalised log p_theta = -E_theta + log tilt."""
-        return self.method.log_target
+        """Unnormalised log p_theta = -E_theta + log tilt of the reported model (``Method.model_energy``: the
+        parameter average where the method keeps one; the chains of ``continue_chains`` follow the last E_theta)."""
+        return self.method.log_model
+
+    @property
+    def device(self) -> torch.device:
+        """Where the trained networks live (pass it to grid evaluations: ``normalize_on_grid(..., device=)``)."""
+        return next(self.energy.parameters()).device
 
     @property
     def divergence(self) -> Divergence | None:
@@ -79,6 +86,30 @@ class Run:
         if substeps:
             trajectory = torch.cat(substeps)
         return self.method.positions(trajectory.flatten(0, 1)).view(*trajectory.shape[:2], -1)
+
+
+def chain_evaluation(measure: Callable[[Tensor], dict], n_steps: int, *, seed: int, stream: str, n_chains: int,
+                     device: str | torch.device = "cpu", every: int = 1) -> Callable[[TrainingState], dict]:
+    """A ``fit_ebm`` callback that measures the method's chains along training: ``n_chains`` chains start where the
+    last iteration's chains started (through ``method.starts``: fresh flow samples for CoopFlow; the first rows of
+    the bank at iteration 0), run ``n_steps`` kernel steps on the current model with the ONE loop, and ``measure``
+    gets their data-space positions after every ``every``-th recorded (sub-)step, (draws, n, d). Each call draws
+    from its own generator, of (seed, stream, iteration), never from the training's: a resumed run repeats exactly."""
+    def evaluate(state: TrainingState) -> dict:
+        generator = make_generator(seed, device, f"{stream}/{state.iteration}")
+        chains = state.last_chains if state.last_chains is not None else state.bank
+        starts = state.method.starts(chains[:n_chains], generator)
+        run = Run(state.method, state.energy, History(final_chains=state.bank), 0.0)
+        trajectory = run.continue_chains(len(starts), n_steps, generator, starts=starts, record=True)
+        return measure(trajectory[every - 1::every])
+    return evaluate
+
+
+def hyperparameter_table(ours: dict[str, Method], paper: dict[str, Method]) -> pd.DataFrame:
+    """The paper's hyper-parameter tables (4, 5, 7): one row per method (its ``describe()``), indexed by label, with
+    the number of MCMC steps of the paper's configuration of the same method beside."""
+    return pd.DataFrame({m.label: {**m.describe(), "# MCMC steps (paper)": paper[name].describe()["# MCMC steps"]}
+                         for name, m in ours.items()}).T
 
 
 def train(method: Method, data: Tensor, *, energy: nn.Module, base: nn.Module, seed: int, epochs: int,

@@ -98,23 +98,24 @@ def methods(config: Config) -> dict[str, Method]:
                                            generator=generator)
     return {"ula": ULAEBM(lr=config.lr, step_size=config.step_size, n_steps=config.ula_steps, box=config.grid_limit),
             "flowmc": FlowMCEBM(lr=config.lr, schedule=config.flowmc_schedule, step_size=config.step_size,
-                                n_particles=config.n_particles, make_flow=flow)}
+                                n_particles=config.n_particles, make_flow=flow,
+                                ebm_average=0.0)}  # the paper reports the last E_theta
 
 
 def make_data(config: Config) -> Tensor:
     return two_mode_mixture().sample(config.n_data, make_generator(config.seed, stream="data"))
 
 
-def _weight_of_top_mode(log_density, grid: Grid2D) -> float:
+def _weight_of_top_mode(log_density, grid: Grid2D, device: torch.device) -> float:
     target = two_mode_mixture()
-    return float(zone_weights_on_grid(normalize_on_grid(log_density, grid), grid, target.assign_mode,
+    return float(zone_weights_on_grid(normalize_on_grid(log_density, grid, device=device), grid, target.assign_mode,
                                       target.n_modes)[1])
 
 
 def train_all(config: Config, data: Tensor) -> dict[str, Run]:
     """Both methods on ``data``, the weight of the 2/3 mode measured ``evals_per_epoch`` times per epoch."""
     def evaluate(state: TrainingState) -> dict:
-        return {"weight": _weight_of_top_mode(state.method.log_target, config.grid)}
+        return {"weight": _weight_of_top_mode(state.method.log_target, config.grid, state.device)}
 
     eval_every = max(1, (config.n_data // config.batch_size) // config.evals_per_epoch)
     return {name: train(method, data, energy=ToyEnergy(2, generator=make_generator(config.seed, stream="energy")),
@@ -131,7 +132,7 @@ def trajectories(runs: dict[str, Run], config: Config, n_chains: int = 4, n_iter
     starts in each mode when the bank has both, so the panels show (or not) mode hopping."""
     out = {}
     for name, run in runs.items():
-        generator = make_generator(config.seed, stream="trajectories")
+        generator = make_generator(config.seed, run.device, "trajectories")
         bank = run.bank_positions()
         modes = two_mode_mixture().assign_mode(bank)
         starts = torch.cat([bank[modes == k][: n_chains // 2] for k in (0, 1)])
@@ -163,13 +164,13 @@ def numbers(runs: dict[str, Run]) -> dict[str, float]:
     return values
 
 
-def diagonal_slice(log_density_fn, grid: Grid2D, n: int = 400) -> tuple[Tensor, Tensor]:
+def diagonal_slice(log_density_fn, grid: Grid2D, n: int = 400, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
     """Normalised log-density along the line x1 = x2 through both centroids (Figure 1 panels d and h);
     returns the signed coordinate t (x = t·(1,1)/sqrt 2) and the log-density."""
-    _, log_z = log_normalizer_on_grid(log_density_fn, grid)
+    _, log_z = log_normalizer_on_grid(log_density_fn, grid, device=device)
     t = torch.linspace(grid.low * 2**0.5, grid.high * 2**0.5, n)
     with torch.no_grad():
-        return t, log_density_fn(torch.stack([t, t], 1) / 2**0.5) - log_z
+        return t, log_density_fn((torch.stack([t, t], 1) / 2**0.5).to(device)).cpu() - log_z
 
 
 def figure1(runs: dict[str, Run], config: Config, paths: dict[str, Tensor]):
@@ -182,20 +183,22 @@ def figure1(runs: dict[str, Run], config: Config, paths: dict[str, Tensor]):
     t_true, slice_true = diagonal_slice(target.log_prob, grid)
     density_panel(axes[0, 0], normalize_on_grid(target.log_prob, grid), grid, "(a) target p*")
     flow = runs["flowmc"].method.flow
-    density_panel(axes[1, 0], normalize_on_grid(flow.log_prob, grid), grid, "(e) companion flow")
+    device = runs["flowmc"].device
+    density_panel(axes[1, 0], normalize_on_grid(flow.log_prob, grid, device=device), grid, "(e) companion flow")
     axes[1, 0].annotate("", xy=tuple(target.means[1]), xytext=tuple(target.means[0]),
                         arrowprops=dict(arrowstyle="->", color="white", lw=1.5, ls="--"))
     for row, name in enumerate(["ula", "flowmc"]):
         run = runs[name]
-        density_panel(axes[row, 1], normalize_on_grid(run.log_density, grid), grid, f"({'bf'[row]}) {label(name)}")
+        density = normalize_on_grid(run.log_density, grid, device=run.device)
+        density_panel(axes[row, 1], density, grid, f"({'bf'[row]}) {label(name)}")
         ax = axes[row, 2]
-        density_panel(ax, normalize_on_grid(run.log_density, grid), grid, f"({'cg'[row]}) {label(name)} chains")
-        for chain in paths[name].unbind(1):
+        density_panel(ax, density, grid, f"({'cg'[row]}) {label(name)} chains")
+        for chain in paths[name].cpu().unbind(1):
             ax.plot(chain[:, 0], chain[:, 1], "-", lw=0.6, alpha=0.9)
         ax.set_xlim(grid.low, grid.high)
         ax.set_ylim(grid.low, grid.high)
         ax = axes[row, 3]
-        t, values = diagonal_slice(run.log_density, grid)
+        t, values = diagonal_slice(run.log_density, grid, device=run.device)
         ax.plot(t_true, slice_true.exp(), "k--", lw=1, label="target")
         ax.plot(t, values.exp(), color=color(name), label=label(name))
         ax.set_title(f"({'dh'[row]}) slice along x1 = x2")

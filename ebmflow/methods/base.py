@@ -14,10 +14,15 @@ from typing import Any, ClassVar, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from ..checks import check_positive
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from ..checks import InputError, check_generator, check_non_negative, check_points, check_positive
 from ..samplers import Kernel, LogDensity
 
-__all__ = ["Method", "Negatives"]
+__all__ = ["Method", "Negatives", "DESCRIBE_COLUMNS"]
+
+DESCRIBE_COLUMNS = ("MCMC sampler", "# MCMC steps", "use only last step?", "starting strategy", "learning rate")
+"""The columns of the paper's hyper-parameter tables (Tables 4, 5, 7): the keys of ``Method.describe()``."""
 
 
 class Negatives(NamedTuple):
@@ -36,19 +41,35 @@ class Method(ABC):
     color: ClassVar[str]  # one colour per method in every figure
 
     lr: float  # Adam learning rate of the EBM (and of the method's flow: gamma_flow = gamma_EBM, paper)
+    ebm_average: float = 0.0  # EMA decay of the EBM's parameters reported as the trained model (0: the last ones)
     energy: nn.Module | None = field(default=None, init=False, repr=False)
     base: nn.Module | None = field(default=None, init=False, repr=False)
+    averaged: AveragedModel | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         check_positive(f"{self.label} lr", self.lr)
+        if check_non_negative(f"{self.label} ebm_average", self.ebm_average) >= 1:
+            raise InputError(f"{self.label} ebm_average must be in [0, 1) (0: no average), got {self.ebm_average!r}")
 
     # --- set-up -------------------------------------------------------------------------------------------
     def prepare(self, energy: nn.Module, base: nn.Module, data: Tensor, generator: torch.Generator,
                 reference: LogDensity | None = None) -> None:
         """Attach the EBM and the base rho; build (and pre-train) the method's own networks.
 
-        ``reference`` is an exact log-density of the data, for pre-trainings that need one (reverse KL)."""
+        ``reference`` is an exact log-density of the data, for pre-trainings that need one (reverse KL). Bad data
+        or a bad generator are refused here, before any pre-training."""
+        check_generator(generator)
+        check_points("data", data, dim=getattr(energy, "dim", None), dtype=next(energy.parameters()).dtype)
         self.energy, self.base = energy, base
+        self.averaged = None
+        if self.ebm_average:
+            self.averaged = AveragedModel(energy, multi_avg_fn=get_ema_multi_avg_fn(self.ebm_average))
+            self.averaged.requires_grad_(False)
+
+    def after_ebm_step(self) -> None:
+        """Called by the training loop after every EBM step: updates the average of the EBM's parameters."""
+        if self.averaged is not None:
+            self.averaged.update_parameters(self.energy)
 
     @property
     def tilt(self) -> nn.Module:
@@ -56,8 +77,24 @@ class Method(ABC):
         return self.base
 
     def log_target(self, x: Tensor) -> Tensor:
-        """Unnormalised log p_theta(x) = -E_theta(x) + log tilt(x)."""
+        """Unnormalised log p_theta(x) = -E_theta(x) + log tilt(x): what the chains sample while training."""
         return -self.energy(x) + self.tilt.log_prob(x)
+
+    @property
+    def model_energy(self) -> nn.Module:
+        """The EBM the trained method reports: E_theta itself, or the exponential moving average of its
+        parameters along training when ``ebm_average`` > 0 (training itself always uses E_theta)."""
+        return self.energy if self.averaged is None else self.averaged
+
+    def log_model(self, x: Tensor) -> Tensor:
+        """Unnormalised log-density of the reported model, -E(x) + log tilt(x) with E = ``model_energy``."""
+        return -self.model_energy(x) + self.tilt.log_prob(x)
+
+    @property
+    def proposal(self) -> nn.Module:
+        """The method's own tractable density nearest its model (its flow if it has one, else its tilt): an
+        importance-sampling proposal for the trained EBM (``ebmflow.estimators``)."""
+        return self.tilt
 
     @property
     def optimizers(self) -> list[torch.optim.Optimizer]:
@@ -93,8 +130,8 @@ class Method(ABC):
     # --- description and state ----------------------------------------------------------------------------
     @abstractmethod
     def describe(self) -> dict[str, Any]:
-        """One row of the paper's hyper-parameter tables (Tables 4, 5, 7): "MCMC sampler", "# MCMC steps",
-        "use only last step?", "starting strategy", "learning rate"."""
+        """One row of the paper's hyper-parameter tables (Tables 4, 5, 7), keyed by ``DESCRIBE_COLUMNS`` in that
+        order: "MCMC sampler", "# MCMC steps", "use only last step?", "starting strategy", "learning rate"."""
 
     def state_dict(self) -> dict[str, Any]:
         """Everything the method changes while training (networks, optimisers, adapted steps, counters)."""

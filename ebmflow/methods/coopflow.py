@@ -66,6 +66,10 @@ class CoopFlow(Method):
     def optimizers(self) -> list[torch.optim.Optimizer]:
         return [self.optimizer]
 
+    @property
+    def proposal(self) -> nn.Module:
+        return self.flow
+
     def init_chains(self, n: int, generator: torch.Generator) -> Tensor:
         return self.flow.sample(n, generator)
 

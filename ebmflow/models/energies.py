@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from ..checks import InputError, check_int
-from .init import initialize, zero_last
+from .init import global_rng_untouched, initialize, zero_last
 
 __all__ = ["ToyEnergy", "ConvEnergy"]
 
@@ -27,9 +27,10 @@ class ToyEnergy(nn.Module):
         check_int("energy width", width)
         widths = [dim, width, 2 * width, 2 * width, 2 * width]
         layers: list[nn.Module] = []
-        for n_in, n_out in zip(widths[:-1], widths[1:]):
-            layers += [nn.Linear(n_in, n_out), nn.LeakyReLU(leak)]
-        self.net = nn.Sequential(*layers, zero_last(nn.Linear(widths[-1], 1)))
+        with global_rng_untouched():
+            for n_in, n_out in zip(widths[:-1], widths[1:]):
+                layers += [nn.Linear(n_in, n_out), nn.LeakyReLU(leak)]
+            self.net = nn.Sequential(*layers, zero_last(nn.Linear(widths[-1], 1)))
         initialize(self, generator)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -68,16 +69,17 @@ class ConvEnergy(nn.Module):
         self.image_shape = tuple(image_shape)
         self.dim = math.prod(image_shape)
         n_stages = int(math.log2(height // 4)) + 1
-        layers: list[nn.Module] = [nn.Conv2d(channels, width, 3, padding=1)]
-        n_in = width
-        for stage in range(n_stages):
-            n_out = width * min(2**stage, 4)
-            layers.append(ResidualBlock(n_in, n_out))
-            if stage < n_stages - 1:
-                layers.append(nn.AvgPool2d(2))
-            n_in = n_out
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.SiLU(), nn.Linear(n_in, width), nn.SiLU(), zero_last(nn.Linear(width, 1)))
+        with global_rng_untouched():
+            layers: list[nn.Module] = [nn.Conv2d(channels, width, 3, padding=1)]
+            n_in = width
+            for stage in range(n_stages):
+                n_out = width * min(2**stage, 4)
+                layers.append(ResidualBlock(n_in, n_out))
+                if stage < n_stages - 1:
+                    layers.append(nn.AvgPool2d(2))
+                n_in = n_out
+            self.features = nn.Sequential(*layers)
+            self.head = nn.Sequential(nn.SiLU(), nn.Linear(n_in, width), nn.SiLU(), zero_last(nn.Linear(width, 1)))
         initialize(self, generator)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -22,7 +22,7 @@ from torch.nn import functional as F
 
 from ..checks import InputError, check_int
 from .bases import DiagonalGaussian, LogitGaussian
-from .init import initialize, zero_last
+from .init import global_rng_untouched, initialize, zero_last
 
 __all__ = ["Flow", "RealNVP", "ImageRealNVP", "ExpandingAffineCoupling", "CouplingMLP", "AlternatingCouplings"]
 
@@ -373,9 +373,10 @@ def RealNVP(base: DiagonalGaussian, n_couplings: int = 4, hidden: int = 16, n_hi
     dim = base.dim
     if dim < 2:
         raise InputError(f"coupling flows need a dimension >= 2, got a base of dimension {dim}")
-    couplings = [ExpandingAffineCoupling((torch.arange(dim) + i) % 2,
-                                         lambda n_in, n_out: CouplingMLP(n_in, n_out, hidden, n_hidden_layers))
-                 for i in range(n_couplings)]
+    with global_rng_untouched():
+        couplings = [ExpandingAffineCoupling((torch.arange(dim) + i) % 2,
+                                             lambda n_in, n_out: CouplingMLP(n_in, n_out, hidden, n_hidden_layers))
+                     for i in range(n_couplings)]
     flow = Flow(AlternatingCouplings(couplings), base, event_shape=(dim,), latent_shape=(dim,),
                 sizes={"n_couplings": n_couplings, "hidden": hidden, "n_hidden_layers": n_hidden_layers})
     return initialize(flow, generator)
@@ -406,7 +407,9 @@ def ImageRealNVP(tilt: LogitGaussian, n_couplings: int = 8, hidden: int = 64, n_
         zero_last(net.final_layer)
         return net
 
-    layers = [SqueezeTransform()] + [ExpandingAffineCoupling(masks[i % 4], coupling_net) for i in range(n_couplings)]
+    with global_rng_untouched():
+        layers = [SqueezeTransform()] + [ExpandingAffineCoupling(masks[i % 4], coupling_net)
+                                         for i in range(n_couplings)]
     flow = Flow(CompositeTransform(layers), tilt, event_shape=tilt.image_shape,
                 latent_shape=(4 * channels, height // 2, width // 2), latent=tilt.latent,
                 preprocessing=tilt.preprocessing,

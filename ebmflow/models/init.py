@@ -2,19 +2,30 @@
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 from torch import nn
 
 from ..checks import check_generator
 
-__all__ = ["zero_last", "initialize"]
+__all__ = ["zero_last", "initialize", "global_rng_untouched"]
 
 
 def zero_last(layer: nn.Module) -> nn.Module:
     """Mark ``layer`` to start at zero (E ≡ 0 and T = Id at initialisation, paper §2.3)."""
     layer.zero_init = True
     return layer
+
+
+@contextmanager
+def global_rng_untouched() -> Iterator[None]:
+    """Build layers inside this block: torch layers draw a default initialisation from the global CPU RNG when
+    they are constructed (``initialize`` then redraws them from an explicit generator); the global RNG is
+    restored on exit, so building a model never changes the random numbers of code running alongside."""
+    with torch.random.fork_rng(devices=[]):
+        yield
 
 
 @torch.no_grad()
