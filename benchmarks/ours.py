@@ -26,7 +26,7 @@ import torch  # noqa: E402
 
 import ebmflow  # noqa: E402,F401
 from ebmflow.methods import FlowMCEBM  # noqa: E402
-from ebmflow.models import DiagonalGaussian, RealNVP  # noqa: E402
+from ebmflow.models import DiagonalGaussian, RealNVP, ToyEnergy  # noqa: E402
 from ebmflow.samplers import imh, isir, mala, run_chains  # noqa: E402
 from ebmflow.targets import GaussianMixture, coordinate_magnitude, four_mode_mixture, two_mode_mixture  # noqa: E402
 from protocol import FLOW, N_PARTICLES, TARGETS, WORKLOADS, Timer, Workload, serve  # noqa: E402
@@ -95,7 +95,8 @@ class Ours:
             method = FlowMCEBM(lr=1e-3, schedule="LLGG", step_size=0.01, make_flow=partial(
                 RealNVP, n_couplings=FLOW["n_couplings"], hidden=FLOW["hidden_ours"],
                 n_hidden_layers=FLOW["n_hidden_layers"]))
-            method.prepare(torch.nn.Identity(), DiagonalGaussian(target.dim), start, generator)
+            energy = ToyEnergy(target.dim, generator=torch.Generator().manual_seed(SEED + 3))  # unused by the step
+            method.prepare(energy, DiagonalGaussian(target.dim), start, generator)
             return lambda: method.update(start)
         flow = make_flow(target.dim, torch.Generator().manual_seed(SEED + 2))
         kernel = {"mala": lambda: mala(target.log_prob, TARGETS[w.target]["mala_step"]),
