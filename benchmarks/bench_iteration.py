@@ -119,7 +119,7 @@ def main() -> int:
         "chapter": "01_motivating_example (cpu profile)", "batch_size": 64, "n_persistent": 1024,
         "flowmc_schedule": "LLLLGGLLLL", "n_particles": 32, "ula_steps": 10, "iterations": args.iterations,
         "repeats": args.repeats, "threads": 1},
-        "before_revision": args.before, "after_revision": _revision(),
+        "before_revision": _revision(args.before) if args.before else None, "after_revision": _revision(),
         "seconds_per_iteration": medians, "cpu_samples": samples,
         "wall_seconds_per_iteration": {t: {m: statistics.median(v) for m, v in s.items()} for t, s in wall.items()},
         "wall_samples": wall, "digests": digests}
@@ -139,8 +139,12 @@ def main() -> int:
     return 0
 
 
-def _revision() -> str:
-    result = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+def _revision(rev: str | None = None) -> str:
+    """The commit of ``rev`` (this tree's HEAD, marked +dirty when ebmflow/ has uncommitted changes)."""
+    result = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", rev or "HEAD"], capture_output=True,
+                            text=True)
+    if rev:
+        return f"{rev} ({result.stdout.strip()})"
     dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "ebmflow"], capture_output=True,
                            text=True).stdout.strip()
     return result.stdout.strip() + ("+dirty" if dirty else "")
