@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from . import __version__
-from .checks import InputError
+from .checks import InputError, check_int
 
 __all__ = ["Checkpoint", "CheckpointMismatch"]
 
@@ -43,6 +43,15 @@ class Checkpoint:
     _last_save: float = field(default_factory=time.monotonic, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.path, (str, os.PathLike)):
+            raise InputError(f"Checkpoint path must be a file path (str or Path), got {self.path!r}")
+        if not isinstance(self.fingerprint, dict):
+            raise InputError(f"Checkpoint fingerprint must be a dict, got {type(self.fingerprint).__name__}")
+        if self.every_iterations is not None:
+            check_int("Checkpoint every_iterations (or None)", self.every_iterations)
+        if self.every_seconds is not None and (not isinstance(self.every_seconds, (int, float))
+                                               or isinstance(self.every_seconds, bool) or not self.every_seconds >= 0):
+            raise InputError(f"Checkpoint every_seconds must be a number >= 0 or None, got {self.every_seconds!r}")
         self.path = Path(self.path)
         self.fingerprint = {**self.fingerprint, "ebmflow_version": __version__}
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .checks import InputError
+from .checks import InputError, check_callable, check_int
 
 __all__ = ["Grid2D", "log_normalizer_on_grid", "normalize_on_grid", "zone_weights_on_grid", "zone_weights_of_samples",
            "normalized_log_density_at", "median_squared_log_error", "zone_mse", "max_rhat", "MIN_RHAT_DRAWS", "thin",
@@ -50,6 +50,11 @@ class Grid2D:
         return torch.stack([xx.flatten(), yy.flatten()], dim=1)
 
 
+def _check_grid(grid: Grid2D) -> None:
+    if not isinstance(grid, Grid2D):
+        raise InputError(f"grid must be a Grid2D(low, high, n), got {type(grid).__name__}")
+
+
 @torch.no_grad()
 def log_normalizer_on_grid(log_unnormalized: Callable[[Tensor], Tensor], grid: Grid2D, chunk: int = 65536, *,
                            device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
@@ -57,6 +62,9 @@ def log_normalizer_on_grid(log_unnormalized: Callable[[Tensor], Tensor], grid: G
 
     ``log_unnormalized`` is evaluated on ``device``, where the model it closes over lives (a model trained on
     a GPU: pass its device)."""
+    check_callable("log_unnormalized", log_unnormalized)
+    _check_grid(grid)
+    check_int("chunk", chunk)
     points = grid.points.to(device)
     values = torch.cat([log_unnormalized(points[i:i + chunk]).cpu() for i in range(0, len(points), chunk)])
     return values, torch.logsumexp(values, dim=0) + torch.log(torch.tensor(grid.cell_area))
@@ -73,6 +81,12 @@ def normalize_on_grid(log_unnormalized: Callable[[Tensor], Tensor], grid: Grid2D
 def zone_weights_on_grid(log_density: Tensor, grid: Grid2D, zone_of: Callable[[Tensor], Tensor],
                          n_zones: int) -> Tensor:
     """Mass of each zone under a density given on the grid, normalised over the grid (K,)."""
+    _check_grid(grid)
+    check_callable("zone_of", zone_of)
+    check_int("n_zones", n_zones)
+    if not isinstance(log_density, Tensor) or log_density.shape != (grid.n * grid.n,):
+        got = tuple(log_density.shape) if isinstance(log_density, Tensor) else type(log_density).__name__
+        raise InputError(f"log_density must be the values on the grid's {grid.n * grid.n} points, got {got}")
     probabilities = torch.softmax(log_density, dim=0)
     zones = zone_of(grid.points)
     return torch.zeros(n_zones).index_add_(0, zones, probabilities)
@@ -80,8 +94,11 @@ def zone_weights_on_grid(log_density: Tensor, grid: Grid2D, zone_of: Callable[[T
 
 def zone_weights_of_samples(samples: Tensor, zone_of: Callable[[Tensor], Tensor], n_zones: int) -> Tensor:
     """Fraction of the samples falling in each zone (K,)."""
-    if len(samples) == 0:
-        raise InputError("zone weights of samples need at least one sample")
+    check_callable("zone_of", zone_of)
+    check_int("n_zones", n_zones)
+    if not isinstance(samples, Tensor) or samples.dim() < 2 or len(samples) == 0:
+        raise InputError(f"zone weights of samples need at least one sample, as a tensor (n, d), got "
+                         f"{tuple(samples.shape) if isinstance(samples, Tensor) else type(samples).__name__}")
     zones = zone_of(samples)
     return torch.bincount(zones, minlength=n_zones).float() / len(samples)
 
@@ -91,12 +108,17 @@ def normalized_log_density_at(log_unnormalized: Callable[[Tensor], Tensor], poin
                               device: torch.device | str = "cpu") -> Tensor:
     """log f(x) - log Z at ``points``, Z from the Riemann sum of f over ``grid`` (on the CPU;
     ``log_unnormalized`` is evaluated on ``device``)."""
+    if not isinstance(points, Tensor) or points.dim() != 2 or points.shape[1] != 2:
+        raise InputError(f"points must be a tensor (n, 2), got "
+                         f"{tuple(points.shape) if isinstance(points, Tensor) else type(points).__name__}")
     _, log_z = log_normalizer_on_grid(log_unnormalized, grid, device=device)
     return log_unnormalized(points.to(device)).cpu() - log_z
 
 
 def median_squared_log_error(log_model: Tensor, log_true: Tensor) -> float:
     """Paper Table 1: med_x (log p_theta(x) - log p*(x))^2 over the evaluation points."""
+    if not isinstance(log_model, Tensor) or not isinstance(log_true, Tensor):
+        raise InputError(f"log-densities must be tensors, got {type(log_model).__name__} and {type(log_true).__name__}")
     if len(log_model) == 0:
         raise InputError("median squared log error needs at least one evaluation point")
     if log_model.shape != log_true.shape:
@@ -106,7 +128,10 @@ def median_squared_log_error(log_model: Tensor, log_true: Tensor) -> float:
 
 
 def zone_mse(weights: Tensor, reference: Tensor) -> float:
-    """Paper Table 3: mean over zones of the squared difference between two zone-weight vectors."""
+    """Paper Table 3: mean over zones of the squared difference between two zone-weight vectors (NaN in, NaN out:
+    a diverged run's weights give a NaN error, never an exception)."""
+    if not isinstance(weights, Tensor) or not isinstance(reference, Tensor):
+        raise InputError(f"zone weights must be tensors, got {type(weights).__name__} and {type(reference).__name__}")
     if weights.shape != reference.shape or len(weights) == 0:
         raise InputError(f"zone weights must have the same shape, got {tuple(weights.shape)} and "
                          f"{tuple(reference.shape)}")
@@ -118,7 +143,8 @@ def max_rhat(trajectory: Tensor) -> float:
     given as (draws, chains, d) (paper Table 2)."""
     from arviz_stats.base import array_stats
 
-    if trajectory.dim() != 3 or trajectory.shape[0] < MIN_RHAT_DRAWS or trajectory.shape[1] < 2:
+    if not isinstance(trajectory, Tensor) or trajectory.dim() != 3 or trajectory.shape[0] < MIN_RHAT_DRAWS \
+            or trajectory.shape[1] < 2:
         raise InputError(f"R-hat needs (draws >= {MIN_RHAT_DRAWS}, chains >= 2, d) positions, got shape "
                          f"{tuple(trajectory.shape)}")
     per_coordinate = array_stats.rhat(trajectory.permute(2, 1, 0).double().cpu().numpy(), chain_axis=-2,
@@ -128,6 +154,10 @@ def max_rhat(trajectory: Tensor) -> float:
 
 def thin(trajectory: Tensor, max_draws: int) -> Tensor:
     """At most ``max_draws`` evenly spaced draws of chains (draws, chains, ...), the last draw kept."""
+    check_int("max_draws", max_draws)
+    if not isinstance(trajectory, Tensor) or trajectory.dim() < 2 or len(trajectory) == 0:
+        raise InputError(f"trajectory must be (draws >= 1, chains, ...), got "
+                         f"{tuple(trajectory.shape) if isinstance(trajectory, Tensor) else type(trajectory).__name__}")
     n = len(trajectory)
     kept = min(max_draws, n)
     return trajectory[n - 1 - torch.arange(kept).flip(0) * (n // kept)]
@@ -135,6 +165,10 @@ def thin(trajectory: Tensor, max_draws: int) -> Tensor:
 
 def mode_changes(trajectory: Tensor, assign_mode: Callable[[Tensor], Tensor]) -> Tensor:
     """How many times each chain of (draws, chains, d) changes mode between consecutive draws, (chains,)."""
+    if not isinstance(trajectory, Tensor) or trajectory.dim() != 3:
+        raise InputError(f"trajectory must be (draws, chains, d), got "
+                         f"{tuple(trajectory.shape) if isinstance(trajectory, Tensor) else type(trajectory).__name__}")
+    check_callable("assign_mode", assign_mode)
     modes = assign_mode(trajectory.flatten(0, 1)).view(trajectory.shape[:2])
     return (modes[1:] != modes[:-1]).sum(0)
 
@@ -144,6 +178,9 @@ def mixing_diagnostics(trajectory: Tensor, assign_mode: Callable[[Tensor], Tenso
     "switches", the mean number of mode changes per chain; "moved", the mean per-coordinate distance from the first
     to the last draw (about sqrt 2 for chains that forget their start within a unit-variance mode). Chains that
     left the real line give rhat = moved = inf, switches = nan."""
+    if not isinstance(trajectory, Tensor) or trajectory.dim() != 3 or len(trajectory) == 0:
+        raise InputError(f"trajectory must be (draws, chains, d), got "
+                         f"{tuple(trajectory.shape) if isinstance(trajectory, Tensor) else type(trajectory).__name__}")
     if not torch.isfinite(trajectory).all():
         return {"rhat": float("inf"), "switches": float("nan"), "moved": float("inf")}
     moved = (trajectory[-1] - trajectory[0]).flatten(1).norm(dim=-1) / trajectory[0, 0].numel() ** 0.5

@@ -5,11 +5,10 @@ import hashlib
 
 import torch
 
-from .checks import InputError
+from .checks import MAX_SEED, InputError, check_seed
 
 __all__ = ["MAX_SEED", "make_generator", "resolve_device"]
 
-MAX_SEED = 2**62  # seeds are offset by small integers per purpose; torch accepts < 2**64
 
 
 def resolve_device(device: str | torch.device = "cpu") -> torch.device:
@@ -40,8 +39,10 @@ def make_generator(seed: int, device: str | torch.device = "cpu", stream: str = 
     because every draw of the library (data, initialisation, chains, proposals, mini-batches) uses such a
     generator.
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < MAX_SEED:
-        raise InputError(f"seed must be an integer in [0, 2**62), got {seed!r}")
+    check_seed(seed)
+    if not isinstance(stream, str):
+        raise InputError(f"stream must be a string naming the purpose of the draws (\"data\", \"training\"), got "
+                         f"{stream!r}")
     if stream:
         seed = int.from_bytes(hashlib.sha256(f"{seed}/{stream}".encode()).digest()[:7], "big")
     generator = torch.Generator(device=resolve_device(device))

@@ -9,7 +9,7 @@ import torch
 from scipy.stats import norm
 from torch import Tensor
 
-from .checks import InputError, check_int, check_positive, check_probability, check_weights
+from .checks import InputError, check_generator, check_int, check_positive, check_probability, check_weights
 
 __all__ = ["GaussianMixture", "Rings", "two_mode_mixture", "eight_gaussians", "four_collinear_modes", "rings",
            "coordinate_magnitude", "four_mode_mixture"]
@@ -28,9 +28,13 @@ class GaussianMixture:
     weights: Tensor  # (K,)
 
     def __post_init__(self) -> None:
+        if not all(isinstance(t, torch.Tensor) for t in (self.means, self.stds, self.weights)) or self.means.dim() != 2:
+            raise InputError(f"a GaussianMixture needs tensors means (K, d), stds (K,) and weights (K,), got means "
+                             f"{_shape(self.means)}, stds {_shape(self.stds)}, weights {_shape(self.weights)}")
         k, _ = self.means.shape
         if self.stds.shape != (k,) or self.weights.shape != (k,):
-            raise InputError("means (K, d), stds (K,) and weights (K,) must agree on K")
+            raise InputError(f"means (K, d), stds (K,) and weights (K,) must agree on K, got shapes "
+                             f"{_shape(self.means)}, {_shape(self.stds)}, {_shape(self.weights)}")
         check_weights("mixture weights", self.weights.tolist())
         if not (torch.isfinite(self.stds).all() and (self.stds > 0).all()):
             raise InputError(f"mixture stds must be finite and positive, got {self.stds.tolist()}")
@@ -59,6 +63,7 @@ class GaussianMixture:
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
         """n exact samples, shape (n, d)."""
         check_int("number of samples", n)
+        check_generator(generator)
         labels = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         noise = torch.randn(n, self.dim, generator=generator)
         return self.means[labels] + self.stds[labels, None] * noise
@@ -84,11 +89,17 @@ class GaussianMixture:
         """Share of ``n`` exact samples (component k for sample i with i mod K = k) whose nearest mean is not
         their component's."""
         check_int("number of samples", n)
+        check_generator(generator)
+        check_int("chunk", chunk)
         wrong = 0
         for labels in (torch.arange(n) % self.n_modes).split(chunk):
             x = self.means[labels] + self.stds[labels, None] * torch.randn(len(labels), self.dim, generator=generator)
             wrong += int((self.assign_mode(x) != labels).sum())
         return wrong / n
+
+
+def _shape(value: object) -> object:
+    return tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
 
 
 def two_mode_mixture(weights: Sequence[float] = (1 / 3, 2 / 3), offset: float = 1.5) -> GaussianMixture:
@@ -137,6 +148,16 @@ class Rings:
     std: float
     weights: Tensor  # (K,)
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.radii, torch.Tensor) or self.radii.dim() != 1 or not torch.isfinite(self.radii).all() \
+                or not (self.radii > 0).all():
+            raise InputError(f"Rings radii must be a 1-D tensor of finite positive radii, got {self.radii!r}")
+        check_positive("Rings std", self.std)
+        if not isinstance(self.weights, torch.Tensor) or self.weights.shape != self.radii.shape:
+            raise InputError(f"Rings weights must be a tensor of one weight per ring {tuple(self.radii.shape)}, got "
+                             f"{_shape(self.weights)}")
+        check_weights("Rings weights", self.weights.tolist())
+
     @property
     def dim(self) -> int:
         return 2
@@ -153,6 +174,7 @@ class Rings:
 
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
         check_int("number of samples", n)
+        check_generator(generator)
         labels = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         r = self.radii[labels] + self.std * torch.randn(n, generator=generator)
         t = 2 * math.pi * torch.rand(n, generator=generator)

@@ -18,11 +18,12 @@ import torch
 from torch import Tensor, nn
 
 from .checkpoint import Checkpoint, CheckpointMismatch
-from .checks import InputError, check_generator, check_int, check_non_negative, check_points
+from .checks import (InputError, check_callable, check_finite_parameters, check_generator, check_int,
+                     check_non_negative, check_points)
 from .methods import Method
 from .progress import progress_bar
 
-__all__ = ["Divergence", "DivergenceRule", "History", "TrainingState", "fit_ebm"]
+__all__ = ["Divergence", "DivergenceRule", "History", "TrainingState", "fit_ebm", "check_training_arguments"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,14 @@ class DivergenceRule:
 
     max_energy_gap: float = 1e4
     box: float | None = None
+
+    def __post_init__(self) -> None:
+        for name, value in (("max_energy_gap", self.max_energy_gap), ("box", self.box)):
+            if value is None and name == "box":
+                continue
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+                raise InputError(f"DivergenceRule {name} must be a number > 0 (inf: no bound"
+                                 f"{'; None: no box' if name == 'box' else ''}), got {value!r}")
 
     def check(self, iteration: int, energy_pos: float, energy_neg: float, negatives: Tensor) -> Divergence | None:
         for quantity, value in (("mean energy of the data batch", energy_pos),
@@ -131,6 +140,69 @@ def _run_fingerprint(method: Method, energy: nn.Module, data: Tensor, **settings
             "data_dtype": str(data.dtype), **settings}
 
 
+def _data_at_fault(diverged: Divergence, positives: Tensor) -> Divergence | None:
+    """When the data batch itself is not finite (a ``batch_transform`` producing NaN: the data were checked before
+    training), say so instead of blaming the learning rate."""
+    bad = ~torch.isfinite(positives.reshape(len(positives), -1)).all(dim=1)
+    if not bad.any():
+        return None
+    row = int(torch.nonzero(bad)[0])
+    return Divergence(diverged.iteration, "data batch after batch_transform", math.nan,
+                      f"batch_transform returned non-finite values (first in row {row} of the batch): the data "
+                      f"pipeline, not the training, is at fault")
+
+
+def check_training_arguments(data: Tensor, energy: nn.Module, method: Method, *, epochs: int, batch_size: int,
+                             n_persistent: int, generator: torch.Generator,
+                             evaluate: Callable[[TrainingState], dict] | None = None, eval_every: int = 0,
+                             energy_l2: float = 0.0, lr_decay: tuple[float, int] | None = None,
+                             batch_transform: Callable[[Tensor, torch.Generator], Tensor] | None = None,
+                             divergence: DivergenceRule = DivergenceRule(), checkpoint: Checkpoint | None = None,
+                             stop_after: int | None = None) -> None:
+    """Every check of ``fit_ebm``'s arguments (InputError naming the argument and the value), callable on its own
+    before any preparation (``experiments.common.train`` runs it before pre-training a flow). Non-finite data,
+    energy parameters or settings are refused here, so a later divergence is the training's own."""
+    for name, value in {"epochs": epochs, "batch_size": batch_size, "n_persistent": n_persistent}.items():
+        check_int(name, value)
+    check_generator(generator)
+    check_non_negative("energy_l2", energy_l2)
+    check_int("eval_every", eval_every, minimum=0)
+    if stop_after is not None:
+        check_int("stop_after", stop_after)
+    if not isinstance(method, Method):
+        raise InputError(f"method must be a Method (e.g. ebmflow.methods.FlowMCEBM(...)), got {type(method).__name__}")
+    if not isinstance(energy, nn.Module) or not any(True for _ in energy.parameters()):
+        raise InputError(f"energy must be a torch module with parameters (e.g. ToyEnergy), got "
+                         f"{type(energy).__name__}")
+    check_finite_parameters("energy", energy)
+    for name, function in {"evaluate": evaluate, "batch_transform": batch_transform}.items():
+        if function is not None:
+            check_callable(name, function)
+    if not callable(getattr(divergence, "check", None)):
+        raise InputError(f"divergence must be a DivergenceRule, got {type(divergence).__name__}")
+    if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
+        raise InputError(f"checkpoint must be an ebmflow.checkpoint.Checkpoint or None, got "
+                         f"{type(checkpoint).__name__}")
+    if isinstance(data, Tensor):
+        devices = {"data": data.device, "the generator": generator.device,
+                   "the energy": next(energy.parameters()).device}
+        if len({torch.device(d).type for d in devices.values()}) > 1:
+            raise InputError("data, the energy and the generator must live on one device, got "
+                             + ", ".join(f"{name} on {device}" for name, device in devices.items()))
+    dim = getattr(energy, "dim", None)
+    check_points("data", data, dim=dim, dtype=next(energy.parameters()).dtype)
+    if batch_size > n_persistent:
+        raise InputError(f"batch_size ({batch_size}) cannot exceed n_persistent ({n_persistent})")
+    if batch_size > len(data):
+        raise InputError(f"batch_size ({batch_size}) exceeds the data set ({len(data)} points): use more data or a "
+                         f"smaller batch")
+    if lr_decay is not None and not (isinstance(lr_decay, (tuple, list)) and len(lr_decay) == 2
+                                     and isinstance(lr_decay[0], (int, float)) and 0 < lr_decay[0] <= 1
+                                     and isinstance(lr_decay[1], int) and lr_decay[1] >= 1):
+        raise InputError(f"lr_decay must be (factor in (0, 1], every >= 1 iterations), got {lr_decay!r}")
+
+
+
 def fit_ebm(data: Tensor, energy: nn.Module, method: Method, *, epochs: int, batch_size: int, n_persistent: int,
             generator: torch.Generator, evaluate: Callable[[TrainingState], dict] | None = None,
             eval_every: int = 0, energy_l2: float = 0.0, lr_decay: tuple[float, int] | None = None,
@@ -150,30 +222,13 @@ def fit_ebm(data: Tensor, energy: nn.Module, method: Method, *, epochs: int, bat
     that many iterations (the run can then be resumed from its checkpoint, bit-identically on CPU). Every bad
     argument raises ``InputError`` before the first iteration.
     """
-    for name, value in {"epochs": epochs, "batch_size": batch_size, "n_persistent": n_persistent}.items():
-        check_int(name, value)
-    check_generator(generator)
-    check_non_negative("energy_l2", energy_l2)
-    check_int("eval_every", eval_every, minimum=0)
-    if stop_after is not None:
-        check_int("stop_after", stop_after)
-    if isinstance(data, Tensor):
-        devices = {"data": data.device, "the generator": generator.device,
-                   "the energy": next(energy.parameters()).device}
-        if len({torch.device(d).type for d in devices.values()}) > 1:
-            raise InputError("data, the energy and the generator must live on one device, got "
-                             + ", ".join(f"{name} on {device}" for name, device in devices.items()))
-    dim = getattr(energy, "dim", None)
-    check_points("data", data, dim=dim, dtype=next(energy.parameters()).dtype)
-    if batch_size > n_persistent:
-        raise InputError(f"batch_size ({batch_size}) cannot exceed n_persistent ({n_persistent})")
-    if batch_size > len(data):
-        raise InputError(f"batch_size ({batch_size}) exceeds the data set ({len(data)} points): use more data or a "
-                         f"smaller batch")
-    if lr_decay is not None and not (isinstance(lr_decay, (tuple, list)) and len(lr_decay) == 2
-                                     and isinstance(lr_decay[0], (int, float)) and 0 < lr_decay[0] <= 1
-                                     and isinstance(lr_decay[1], int) and lr_decay[1] >= 1):
-        raise InputError(f"lr_decay must be (factor in (0, 1], every >= 1 iterations), got {lr_decay!r}")
+    check_training_arguments(data, energy, method, epochs=epochs, batch_size=batch_size, n_persistent=n_persistent,
+                             generator=generator, evaluate=evaluate, eval_every=eval_every, energy_l2=energy_l2,
+                             lr_decay=lr_decay, batch_transform=batch_transform, divergence=divergence,
+                             checkpoint=checkpoint, stop_after=stop_after)
+    if method.energy is not energy:
+        raise InputError(f"the method {method.label} is not prepared with this energy: call method.prepare(energy, "
+                         f"base, data, generator) first (experiments.common.train does both)")
 
     optimizer = torch.optim.Adam(energy.parameters(), lr=method.lr)
     optimizers = [optimizer] + method.optimizers
@@ -230,6 +285,7 @@ def fit_ebm(data: Tensor, energy: nn.Module, method: Method, *, epochs: int, bat
 
     if history.iterations == 0:
         record_evaluation()
+    transform_checked = False
     bar = progress_bar(total, desc, initial=history.iterations)
     while history.iterations < total:
         if stop_after is not None and history.iterations >= stop_after:
@@ -243,6 +299,10 @@ def fit_ebm(data: Tensor, energy: nn.Module, method: Method, *, epochs: int, bat
         positives = data[order[b * batch_size:(b + 1) * batch_size]]
         if batch_transform is not None:
             positives = batch_transform(positives, generator)
+            if not transform_checked:  # its first output, before the first training step
+                check_points("batch_transform's output", positives, dim=getattr(energy, "dim", None),
+                             dtype=next(energy.parameters()).dtype)
+                transform_checked = True
         rows = torch.randperm(n_persistent, generator=generator, device=generator.device)[:batch_size]
         last_chains = bank[rows]
         negatives, chains, sampler_stats = method.sample(last_chains, generator)
@@ -272,6 +332,8 @@ def fit_ebm(data: Tensor, energy: nn.Module, method: Method, *, epochs: int, bat
                             **{k: f"{history.steps[k][-1]:.2f}" for k in ("global_acceptance",) if k in history.steps})
         diverged = divergence.check(history.iterations, history.steps["energy_pos"][-1],
                                     history.steps["energy_neg"][-1], negatives)
+        if diverged is not None and not math.isfinite(history.steps["energy_pos"][-1]):
+            diverged = _data_at_fault(diverged, positives) or diverged
         if diverged is not None:
             history.divergence = diverged
             break

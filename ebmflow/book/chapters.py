@@ -8,7 +8,7 @@ from typing import Any
 
 from ..experiments import class_weights, extended, high_dim, images, mode_weights, motivating, toy_benchmarks
 from .claims import PaperItem
-from .config import parameters_cell, resolve_config
+from .config import ConfigError, check_namespace, parameters_cell, resolve_config
 
 __all__ = ["SummaryConfig", "Chapter", "CHAPTERS", "BOOK_DIR", "get_chapter", "chapter_config", "choices_markdown",
            "paper_items", "sync_parameters_cells"]
@@ -55,6 +55,19 @@ class Chapter:
     def items(self) -> tuple[PaperItem, ...]:
         return self.module.ITEMS
 
+    def validate(self, config: Any) -> Any:
+        """The chapter module's ``validate(config)``: every cross-parameter check (the methods built, the derived
+        settings resolved) that must pass before its first training step; a ConfigError names the parameter."""
+        check = getattr(self.module, "validate", None)
+        if check is not None:
+            try:
+                check(config)
+            except ConfigError:
+                raise
+            except (TypeError, ValueError) as error:  # InputError from a method, target or grid the config builds
+                raise ConfigError(str(error)) from None
+        return config
+
 
 CHAPTERS: dict[str, Chapter] = {c.name: c for c in [
     Chapter("01_motivating_example", "Figure 1: mode weights on a 2:1 mixture", motivating),
@@ -79,11 +92,14 @@ def get_chapter(name: str) -> Chapter:
 
 def chapter_config(name: str, profile: str, namespace: dict[str, Any]):
     """The chapter's configuration from its parameters cell: every config field found in ``namespace``
-    (the notebook's globals) overrides the profile unless it is None."""
+    (the notebook's globals) overrides the profile unless it is None. Everything is checked here, before the
+    notebook does any work: a name set in the parameters cells that is not a parameter (``papermill -p epoch 5``),
+    types, ranges and the chapter's cross-parameter checks (``validate``)."""
     chapter = get_chapter(name)
+    check_namespace(chapter.config_cls, namespace)
     fields = [f.name for f in dataclasses.fields(chapter.config_cls)]
-    return resolve_config(chapter.config_cls, chapter.profiles, profile,
-                          **{field: namespace.get(field) for field in fields})
+    return chapter.validate(resolve_config(chapter.config_cls, chapter.profiles, profile,
+                                           **{field: namespace.get(field) for field in fields}))
 
 
 def choices_markdown(name: str) -> str:

@@ -11,6 +11,7 @@ import ast
 import shlex
 import signal
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -41,22 +42,55 @@ def _on_signal(signum, frame) -> None:
 _received: int | None = None  # the signal that stopped the command (libraries may re-raise it as another type)
 
 
-def _parse_assignment(text: str) -> tuple[str, object]:
+class UsageError(InputError):
+    """A command line argparse refuses (unknown option, bad choice, missing argument)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but an error is one line (``ebmflow: error: ...``, status 2 from ``main``), not usage + error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+_NON_FINITE = ("nan", "-nan", "inf", "-inf", "+inf", "infinity", "-infinity")
+
+
+def _parse_assignment(text: str, text_names: frozenset[str] = frozenset()) -> tuple[str, object]:
+    """``name=value``: the value as a Python literal, else as text; a parameter in ``text_names`` (typed str, e.g.
+    ``classes=0,1,7``) always keeps its text."""
     if "=" not in text:
         raise ConfigError(f"parameter {text!r} must be written name=value")
     name, raw = text.split("=", 1)
+    name = name.strip()
+    if not name.isidentifier():
+        raise ConfigError(f"parameter {text!r} must be written name=value with a parameter name before '=' "
+                          f"(`ebmflow list` names them)")
     try:
         value = ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-        value = raw  # a bare word is a string
-    return name.strip(), value
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        value = float(raw) if raw.strip().lower() in _NON_FINITE else raw  # nan/inf: numbers (refused as such)
+    if name in text_names and not isinstance(value, str):
+        value = raw.strip()
+    return name, value
+
+
+def _text_parameters(args: argparse.Namespace) -> frozenset[str]:
+    """The parameters typed str in the chapter(s) the command addresses (all chapters for ``reproduce``)."""
+    import typing
+
+    chapter = getattr(args, "chapter", None)
+    chapters = [CHAPTERS[chapter]] if chapter in CHAPTERS else [] if chapter is not None else list(CHAPTERS.values())
+    return frozenset(name for c in chapters for name, kind in typing.get_type_hints(c.config_cls).items()
+                     if kind is str)
 
 
 def _parameters(args: argparse.Namespace) -> dict[str, Any]:
     """-p name=value pairs plus --seed and --device (chapter parameters); a clash is an error."""
     parameters: dict[str, Any] = {}
+    text_names = _text_parameters(args)
     for text in args.parameter:
-        name, value = _parse_assignment(text)
+        name, value = _parse_assignment(text, text_names)
         if name == "profile":
             raise ConfigError(f"'profile' is not a parameter: use --profile {value} instead of -p profile={value}")
         if name in parameters and parameters[name] != value:
@@ -97,13 +131,18 @@ def _resume_hint(argv: list[str]) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .runner import checkpoint_dir_for, check_run, run_chapter
+    from .runner import RunError, checkpoint_dir_for, check_run, run_chapter
 
     parameters = _parameters(args)
     output = check_run(args.chapter, args.profile, parameters, args.output)[3]
     try:
         result = run_chapter(args.chapter, args.profile, parameters, args.output, resume=args.resume,
                              progress=True, echo=lambda line: print(line, flush=True))
+    except (InputError, RunError):
+        raise
+    except Exception as error:  # after the checks: a failure of the run itself (its outputs not written, ...)
+        raise RunError(f"{args.chapter} failed: {type(error).__name__}: {' '.join(str(error).split())[:300]}",
+                       traceback.format_exc()) from None
     except KeyboardInterrupt as stop:
         kept = checkpoint_dir_for(output)
         has = kept.exists() and any(kept.glob("*.pt"))
@@ -168,7 +207,7 @@ def _reproduce(args: argparse.Namespace) -> int:
 def _report(_: argparse.Namespace) -> int:
     from .report import VERDICTS, load_glued, verdict_rows
 
-    rows = verdict_rows(load_glued())
+    rows = verdict_rows(load_glued(warn=lambda line: print(f"ebmflow: warning: {line}", file=sys.stderr)))
     for row in rows:
         print(f"{row['item']:<9} {row['claim']}")
         print(f"{'':<9} paper: {row['paper']}  |  ours: {row['ours']}  |  rule: {row['rule']}  ->  {row['verdict']}")
@@ -177,7 +216,7 @@ def _report(_: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ebmflow", description=__doc__.splitlines()[0],
+    parser = _Parser(prog="ebmflow", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="chapters and their parameters per profile").set_defaults(func=_list)
@@ -228,7 +267,11 @@ def main(argv: list[str] | None = None) -> int:
     from .runner import RunError, write_log
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except UsageError as error:
+        print(f"ebmflow: error: {error}", file=sys.stderr)
+        return 2
     args.argv = argv
     previous = {}
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -244,6 +287,13 @@ def main(argv: list[str] | None = None) -> int:
     except RunError as error:
         log = write_log(getattr(args, "chapter", "ebmflow"), error.details, getattr(args, "seed", None))
         print(f"ebmflow: error: {error} (full traceback: {log})", file=sys.stderr)
+        return 1
+    except Exception as error:  # noqa: BLE001 - anything else: one line, the traceback in the log
+        log = write_log(getattr(args, "chapter", None) or args.command, traceback.format_exc(),
+                        getattr(args, "seed", None))
+        text = " ".join(str(error).split())[:300]
+        print(f"ebmflow: error: {args.command} failed: {type(error).__name__}: {text} (full traceback: {log})",
+              file=sys.stderr)
         return 1
     except KeyboardInterrupt as stop:
         terminated = isinstance(stop, _Terminated) or _received == signal.SIGTERM

@@ -6,12 +6,14 @@ Each experiment is a frozen dataclass (its fields are the knobs a reader may tur
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from typing import Any, TypeVar
 
-from ..checks import InputError
+from ..checks import MAX_SEED, InputError
 
-__all__ = ["PROFILES", "resolve_config", "ConfigError"]
+__all__ = ["PROFILES", "resolve_config", "ConfigError", "check_shared_sizes", "parameter_cell_names",
+           "check_namespace"]
 
 PROFILES = ("smoke", "cpu", "paper")
 C = TypeVar("C")
@@ -45,22 +47,90 @@ def resolve_config(config_cls: type[C], profiles: dict[str, dict[str, Any]], pro
     unknown = sorted(set(overrides) - set(names))
     if unknown:
         raise ConfigError(f"unknown parameter(s) {', '.join(map(repr, unknown))}; accepted parameters: "
-                          f"{', '.join(names)}")
+                          f"{', '.join(names) or 'none (this page has no parameter)'}")
     values = {**profiles[profile], **{k: v for k, v in overrides.items() if v is not None}}
     non_negative = {"seed", *getattr(config_cls, "NON_NEGATIVE", ())}
     checked = {}
     for name, value in values.items():
         value = _check_type(name, value, hints[name])
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"parameter {name!r} must be a finite number, got {value!r}")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             may_be_zero = name in non_negative
             if not (value >= 0 if may_be_zero else value > 0):
                 raise ConfigError(f"parameter {name!r} must be {'non-negative' if may_be_zero else 'positive'}"
                                   f", got {value!r}")
         checked[name] = value
+    _check_finite_and_seed(checked)
     try:
-        return config_cls(**checked)
+        config = config_cls(**checked)
     except (TypeError, ValueError) as error:
-        raise ConfigError(str(error)) from error
+        raise ConfigError(str(error)) from None
+    check_shared_sizes(config)
+    return config
+
+
+def _check_finite_and_seed(values: dict[str, Any]) -> None:
+    """Every float knob is finite (inf passes "positive" but freezes chains or overflows); the seed fits the
+    generators' range."""
+    for name, value in values.items():
+        for item in value if isinstance(value, tuple) else (value,):
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ConfigError(f"parameter {name!r} must be a finite number, got {value!r}")
+    seed = values.get("seed")
+    if isinstance(seed, int) and not 0 <= seed < MAX_SEED:
+        raise ConfigError(f"parameter 'seed' must be an integer in [0, 2**62), got {seed!r}")
+
+
+def check_shared_sizes(config: Any) -> None:
+    """Cross-parameter checks on the knobs every chapter names alike: a batch of ``batch_size`` positives comes
+    from ``n_data`` points and its negatives from ``n_persistent`` chains, so both must hold at least a batch; a
+    ``*_fraction`` (of the iterations) lies in [0, 1)."""
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if field.name.endswith("_fraction") and isinstance(value, float) and not 0 <= value < 1:
+            raise ConfigError(f"parameter {field.name!r} must be a fraction in [0, 1), got {value!r}")
+    batch_size = getattr(config, "batch_size", None)
+    for name, what in (("n_data", "training points"), ("n_persistent", "persistent chains")):
+        size = getattr(config, name, None)
+        if isinstance(batch_size, int) and isinstance(size, int) and batch_size > size:
+            raise ConfigError(f"parameter 'batch_size' ({batch_size}) cannot exceed {name} ({size} {what}): lower "
+                              f"batch_size or raise {name}")
+
+
+def parameter_cell_names(namespace: dict[str, Any]) -> list[str]:
+    """Every name assigned in a notebook's parameters cells as the kernel ran them: its ``parameters`` cell and the
+    cell papermill injects after it (both begin with ``# Parameters``), read from IPython's input history
+    (``_ih``). Empty outside IPython."""
+    import ast
+
+    names: list[str] = []
+    for source in namespace.get("_ih") or namespace.get("In") or []:
+        if not isinstance(source, str) or not source.lstrip().startswith("# Parameters"):
+            continue
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            targets = node.targets if isinstance(node, ast.Assign) else \
+                [node.target] if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else []
+            for target in targets:
+                for leaf in ast.walk(target):
+                    if isinstance(leaf, ast.Name) and leaf.id not in names:
+                        names.append(leaf.id)
+    return names
+
+
+def check_namespace(config_cls: type, namespace: dict[str, Any], extra: tuple[str, ...] = ("profile",)) -> None:
+    """A name set in the notebook's parameters cells (e.g. injected by ``papermill -p epoch 5``) that is not a
+    parameter of ``config_cls`` is an error naming it and the accepted ones (plain papermill would otherwise
+    ignore it and run the profile's value)."""
+    accepted = [*extra, *(f.name for f in dataclasses.fields(config_cls))]
+    unknown = [name for name in parameter_cell_names(namespace) if name not in accepted]
+    if unknown:
+        raise ConfigError(f"unknown parameter(s) {', '.join(map(repr, unknown))} set in the notebook's parameters "
+                          f"(papermill -p?); accepted parameters: {', '.join(accepted)}")
 
 
 def parameter_table(config_cls: type, profiles: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

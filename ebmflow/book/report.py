@@ -18,11 +18,12 @@ import statistics
 import string
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from .chapters import CHAPTERS, paper_items
 from .claims import Claim, Glued, PaperItem
-from .glued import read_glued
+from ..checks import InputError
+from .glued import check_numbers, read_glued
 
 __all__ = ["VERDICTS", "GluedBySeed", "Quantity", "all_claims", "load_glued", "load_glued_by_seed", "by_seed",
            "verdict_rows", "quantities", "paper_values", "item_label", "verdict_summary_markdown",
@@ -38,19 +39,50 @@ def all_claims() -> list[tuple[PaperItem, Claim]]:
     return [(item, claim) for item in paper_items() for claim in item.claims]
 
 
-def load_glued(chapters: list[str] | None = None) -> dict[str, Any]:
-    """Glued values of the executed chapters (committed notebooks in book/), merged by key."""
+def _claim_keys(chapter: str) -> list[str]:
+    """The glue keys the claims of ``chapter`` render (their ``ours`` and ``why_not`` fields)."""
+    return [key for item in paper_items() if item.chapter == chapter for claim in item.claims
+            for template in (claim.ours, claim.why_not) for _, key, _, _ in string.Formatter().parse(template) if key]
+
+
+def _read_checked(name: str, warn: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The glued values of chapter ``name``'s notebook; GluedError names the notebook (and the key and value) when
+    it is damaged or a number its claims read is stored as text. A claim's value that is NaN or infinite (a
+    diverged run: its claim counts it as the worst) is accepted; ``warn`` gets a line naming the notebook, the
+    key and the value."""
+    notebook = CHAPTERS[name].notebook
+    values = read_glued(notebook)
+    keys = _claim_keys(name)
+    check_numbers(notebook, values, keys)
+    for key in dict.fromkeys(keys):
+        if warn is not None and isinstance(values.get(key), float) and not math.isfinite(values[key]):
+            warn(f"notebook {notebook}: glued value {key!r} = {values[key]!r} (a diverged run or a failed measurement; "
+                 f"its claims count it as the worst)")
+    return values
+
+
+def load_glued(chapters: list[str] | None = None, warn: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Glued values of the executed chapters (committed notebooks in book/), merged by key; ``warn`` gets one line
+    per non-finite value a claim reads."""
     values: dict[str, Any] = {}
     for name in chapters or list(CHAPTERS):
+        _check_chapter(name)
         if CHAPTERS[name].notebook.exists():
-            values.update(read_glued(CHAPTERS[name].notebook))
+            values.update(_read_checked(name, warn))
     return values
 
 
 def load_glued_by_seed(chapters: list[str] | None = None) -> dict[str, list[dict[str, Any]]]:
     """The glued values of each experiment chapter, one dict per seed (today: the committed notebook, one seed)."""
-    return {name: [read_glued(CHAPTERS[name].notebook)] for name in chapters or list(CHAPTERS)
+    for name in chapters or []:
+        _check_chapter(name)
+    return {name: [_read_checked(name)] for name in chapters or list(CHAPTERS)
             if not CHAPTERS[name].summary and CHAPTERS[name].notebook.exists()}
+
+
+def _check_chapter(name: str) -> None:
+    if name not in CHAPTERS:
+        raise InputError(f"unknown chapter {name!r}; chapters: {', '.join(CHAPTERS)}")
 
 
 def by_seed(glued: Glued | GluedBySeed) -> dict[str, list[Glued]]:
@@ -239,6 +271,13 @@ def _check(claim: Claim, glued: Glued) -> bool | None:
         return bool(claim.check(glued))
     except KeyError:
         return None
+    except (TypeError, ValueError):  # a value that is not a number (values read by load_glued are checked there)
+        keys = [key for _, key, _, _ in string.Formatter().parse(claim.ours + claim.why_not) if key]
+        bad = {key: glued[key] for key in keys if key in glued and (isinstance(glued[key], bool) or
+                                                                    not isinstance(glued[key], (int, float)))}
+        raise InputError(f"claim {claim.statement!r} cannot be checked: its glued value(s) "
+                         f"{', '.join(f'{k} = {v!r}' for k, v in bad.items()) or 'it reads'} are not numbers: re-run "
+                         f"the chapter that glues them") from None
 
 
 def verdict_rows(glued: Glued | GluedBySeed) -> list[dict[str, str]]:

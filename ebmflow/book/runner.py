@@ -106,7 +106,7 @@ def estimate_seconds(chapter: Chapter, profile: str, config: Any) -> tuple[float
         return None, f"no measured runtime for {chapter.name} at profile {profile!r} yet"
     if chapter.summary:
         return measured, f"measured {measured:.0f} s"
-    ratio = _work(chapter, config) / _work(chapter, resolve_config(chapter.config_cls, chapter.profiles, profile))
+    ratio = _work_ratio(chapter, profile, config)
     overhead = min(KERNEL_OVERHEAD_SECONDS, measured)
     how = (f"measured {measured:.0f} s at profile {profile}" if math.isclose(ratio, 1) else
            f"measured {measured:.0f} s at profile {profile}, training scaled ×{ratio:.3g} by epochs × n_data")
@@ -115,7 +115,15 @@ def estimate_seconds(chapter: Chapter, profile: str, config: Any) -> tuple[float
 
 def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min" if seconds < 7200 else \
-        f"{seconds / 3600:.1f} h"
+        f"{seconds / 3600:.1f} h" if seconds < 172800 else f"{seconds / 86400:.3g} days"
+
+
+LONG_RUN_SECONDS = 86400.0  # an estimate beyond a day gets a warning line (the run still starts)
+LONG_RUN_RATIO = 1000.0  # with no measured runtime: a run doing this many times its profile's work gets one
+
+
+def _work_ratio(chapter: Chapter, profile: str, config: Any) -> float:
+    return _work(chapter, config) / _work(chapter, resolve_config(chapter.config_cls, chapter.profiles, profile))
 
 
 # --- inputs ------------------------------------------------------------------------------------------------------
@@ -126,7 +134,7 @@ def normalized_overrides(chapter: Chapter, profile: str, parameters: dict[str, A
     if "profile" in parameters:
         raise ConfigError(f"'profile' is not a parameter: use --profile {parameters['profile']} instead of "
                           f"-p profile={parameters['profile']}")
-    config = resolve_config(chapter.config_cls, chapter.profiles, profile, **parameters)
+    config = chapter.validate(resolve_config(chapter.config_cls, chapter.profiles, profile, **parameters))
     base = resolve_config(chapter.config_cls, chapter.profiles, profile)
     overrides = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
                  if getattr(config, f.name) != getattr(base, f.name)}
@@ -134,6 +142,13 @@ def normalized_overrides(chapter: Chapter, profile: str, parameters: dict[str, A
 
 
 def _check_output(chapter: Chapter, output: Path) -> None:
+    try:
+        _check_output_path(chapter, output)
+    except OSError as error:  # a name too long, a path the system refuses: one sentence, not a traceback
+        raise InputError(f"--output {output}: {error.strerror or error}: choose another path") from None
+
+
+def _check_output_path(chapter: Chapter, output: Path) -> None:
     if output.is_dir():
         raise InputError(f"--output {output} is a directory: give a notebook path ending in .ipynb")
     if output.suffix != ".ipynb":
@@ -143,10 +158,25 @@ def _check_output(chapter: Chapter, output: Path) -> None:
             raise InputError(f"--output {output} is chapter {other.name}'s notebook: choose another path")
     parent = output.parent
     existing = parent
-    while not existing.exists():
+    while not existing.exists() and existing != existing.parent:
         existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(f"--output {output}: cannot write in {existing} (not a writable folder)")
+    if not existing.is_dir():
+        raise InputError(f"--output {output}: {existing} is a file, not a folder: give a notebook path in a folder")
+    if not os.access(existing, os.W_OK | os.X_OK) or not _can_create_in(existing):
+        raise InputError(f"--output {output}: cannot write in {existing} (not a writable folder): choose a folder "
+                         f"you can write to")
+
+
+def _can_create_in(folder: Path) -> bool:
+    """Whether a file can be created in ``folder`` (tried: permissions alone miss read-only file systems and
+    root's rights)."""
+    import tempfile
+
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".ebmflow-probe.tmp"):
+            return True
+    except OSError:
+        return False
 
 
 def check_run(name: str, profile: str, parameters: dict[str, Any] | None = None,
@@ -403,6 +433,8 @@ def run_chapter(name: str, profile: str = "cpu", parameters: dict[str, Any] | No
     seed = getattr(config, "seed", None)
     book_copy = output.resolve() == chapter.notebook.resolve()
     directory = output.parent
+    if not directory.exists() and echo is not None:
+        echo(f"creating the folder {directory} for --output")
     directory.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(directory)
     checkpoints = checkpoint_dir_for(output)
@@ -416,6 +448,13 @@ def run_chapter(name: str, profile: str = "cpu", parameters: dict[str, Any] | No
             f", device {config.device}" if hasattr(config, "device") else "")
         cost = f"estimated {_duration(estimate)} ({how})" if estimate is not None else how
         echo(f"{what}{' (resuming from checkpoints)' if resumed else ''}: {cost}")
+        if estimate is not None and estimate > LONG_RUN_SECONDS:
+            echo(f"ebmflow: warning: this run is estimated to take {_duration(estimate)}; Ctrl-C stops it (its "
+                 f"checkpoints let --resume continue it later)")
+        elif estimate is None and not chapter.summary and (ratio := _work_ratio(chapter, profile, config)) > \
+                LONG_RUN_RATIO:
+            echo(f"ebmflow: warning: this run does {ratio:.3g} times the training work of profile {profile} (epochs "
+                 f"× n_data), whose runtime was never measured here; Ctrl-C stops it (--resume continues it)")
 
     pid = os.getpid()
     temporary = directory / f".{output.stem}.tmp{pid}.ipynb"

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from .. import __version__
-from ..checks import InputError
+from ..checks import MAX_SEED, InputError, check_int
 from . import records as _records
 from . import runner as _runner
 from .chapters import CHAPTERS, Chapter, get_chapter
@@ -38,6 +38,9 @@ __all__ = ["RunSpec", "Outcome", "parse_seeds", "default_seeds", "sweep_specs", 
 DEFAULT_SEEDS = (0, 1, 2)  # a chapter module may define its own DEFAULT_SEEDS
 
 
+MAX_RUNS = 10_000  # one command's runs; more is a typo in --seeds (0-99999), not a sweep
+
+
 def parse_seeds(text: str) -> list[int]:
     """``"0-4"``, ``"0,2,7"``, ``"0-2,9"`` -> sorted distinct seeds; InputError for anything else."""
     seeds: set[int] = set()
@@ -45,8 +48,12 @@ def parse_seeds(text: str) -> list[int]:
         match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
         if not match or (match.group(2) is not None and int(match.group(2)) < int(match.group(1))):
             raise InputError(f"--seeds {text!r} must list non-negative seeds and ranges, e.g. 0-4 or 0,2,7")
-        low = int(match.group(1))
-        seeds.update(range(low, int(match.group(2) or low) + 1))
+        low, high = int(match.group(1)), int(match.group(2) or match.group(1))
+        if high >= MAX_SEED:
+            raise InputError(f"--seeds {text!r}: seeds must be below 2**62, got {high}")
+        if high - low + 1 + len(seeds) > MAX_RUNS:
+            raise InputError(f"--seeds {text!r} asks for more than {MAX_RUNS} runs: list fewer seeds")
+        seeds.update(range(low, high + 1))
     return sorted(seeds)
 
 
@@ -319,6 +326,12 @@ def run_specs(specs: Sequence[RunSpec], *, address: str | None = None, inline: b
               echo: Callable[[str], None] = print) -> list[Outcome]:
     """Run every spec (Ray tasks, or one after another in this process with ``inline``), keep what each finished
     run sends back, print one line per run under one progress bar; returns the outcomes (failures included)."""
+    check_int("--threads", threads)
+    if not address and not inline and threads > (os.cpu_count() or 1):
+        raise InputError(f"--threads {threads} exceeds this machine's {os.cpu_count()} CPUs: no run could start "
+                         f"(give --address of a cluster with bigger nodes, or fewer threads)")
+    if inline and threads != 1:
+        echo(f"ebmflow: warning: --threads {threads} is ignored with --inline (the runs share this process)")
     if not specs:
         return []
     commit_id = commit_id if commit_id is not None else _records.git_commit()

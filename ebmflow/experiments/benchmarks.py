@@ -15,7 +15,7 @@ from torch import Tensor
 
 from ..book.claims import PaperItem, render
 from ..book.plotting import density_panel, label
-from ..checks import InputError
+from ..checks import InputError, check_int
 from ..methods import METHODS, CoopFlow, FlowMCEBM, Method, NTEBM, ULAEBM
 from ..metrics import Grid2D, normalize_on_grid, zone_weights_on_grid
 from ..models import DiagonalGaussian, RealNVP, ToyEnergy
@@ -81,6 +81,8 @@ class BenchmarkConfig:
                              f"({len(self.flowmc_schedule)}) and batch_size ({self.batch_size})")
         if self.coopflow_freeze_fraction >= 1:
             raise InputError(f"coopflow_freeze_fraction must be below 1, got {self.coopflow_freeze_fraction!r}")
+        make_methods(self, next(iter(TARGETS)))  # the methods check their own knobs before any training
+        check_int("grid_size", self.grid_size, minimum=2)
 
     @property
     def flowmc_schedule(self) -> str:

@@ -73,7 +73,7 @@ class Config:
         validate_schedule(self.flowmc_schedule), validate_schedule(self.measure_schedule), resolve_device(self.device)
         check_probability("test_fraction", self.test_fraction), check_probability("confidence", self.confidence)
         classes, proportions = parse_classes(self)
-        check_weights("proportions", proportions)
+        check_weights("proportions", proportions), methods(self)  # the methods check their knobs up front
         if len(classes) != len(proportions) or len(set(classes)) != len(classes) or not set(classes) <= set(range(10)):
             raise InputError(f"classes {self.classes!r} and proportions {self.proportions!r} need one proportion per "
                              f"distinct digit 0-9")

@@ -13,10 +13,11 @@ import torch
 from torch import Tensor, nn
 
 from ..checkpoint import Checkpoint
+from ..checks import InputError, check_callable, check_generator, check_int, check_seed
 from ..methods import Method
 from ..samplers import LogDensity, run_chains
 from ..seeding import make_generator, resolve_device
-from ..training import Divergence, DivergenceRule, History, TrainingState, fit_ebm
+from ..training import Divergence, DivergenceRule, History, TrainingState, check_training_arguments, fit_ebm
 
 __all__ = ["Run", "train", "checkpoint_for", "chain_evaluation", "hyperparameter_table", "CHECKPOINT_DIR_ENV"]
 
@@ -33,6 +34,18 @@ def checkpoint_for(key: str, config: Any, **extra: Any) -> Checkpoint | None:
     fingerprint = {k: v for k, v in dataclasses.asdict(config).items() if k != "stop_after"}
     every = float(os.environ.get("EBMFLOW_CHECKPOINT_SECONDS", 300))
     return Checkpoint(Path(directory) / f"{key}.pt", {**fingerprint, **extra}, every_seconds=every)
+
+
+def _check_types(**objects: Any) -> None:
+    """``method`` is a Method, ``data`` a tensor, ``energy`` and ``base`` torch modules (before anything is moved)."""
+    expected = {"method": (Method, "a Method (e.g. ebmflow.methods.FlowMCEBM(...))"),
+                "data": (Tensor, "a torch.Tensor of shape (n, d)"),
+                "energy": (nn.Module, "a torch module (e.g. ToyEnergy)"),
+                "base": (nn.Module, "a torch module (e.g. DiagonalGaussian)")}
+    for name, value in objects.items():
+        kind, what = expected[name]
+        if not isinstance(value, kind):
+            raise InputError(f"{name} must be {what}, got {type(value).__name__}")
 
 
 @dataclass
@@ -74,6 +87,12 @@ class Run:
         The chains start at ``starts`` (chain space) or at the method's starts from random persistent states
         (fresh flow samples for CoopFlow). Returns the final data-space positions (n, d), or with ``record``
         the positions after every step (every sub-step of a composite kernel), (steps, n, d)."""
+        check_int("n_chains", n_chains)
+        check_int("n_steps", n_steps, minimum=0)
+        check_generator(generator)
+        if starts is not None and (not isinstance(starts, Tensor) or starts.dim() < 2 or len(starts) == 0):
+            raise InputError(f"starts must be a tensor of chain states (n, ...) with n >= 1, got "
+                             f"{tuple(starts.shape) if isinstance(starts, Tensor) else type(starts).__name__}")
         if starts is None:
             bank = self.history.final_chains
             rows = torch.randperm(len(bank), generator=generator, device=generator.device)[:n_chains]
@@ -95,6 +114,11 @@ def chain_evaluation(measure: Callable[[Tensor], dict], n_steps: int, *, seed: i
     the bank at iteration 0), run ``n_steps`` kernel steps on the current model with the ONE loop, and ``measure``
     gets their data-space positions after every ``every``-th recorded (sub-)step, (draws, n, d). Each call draws
     from its own generator, of (seed, stream, iteration), never from the training's: a resumed run repeats exactly."""
+    check_callable("measure", measure)
+    check_int("n_steps", n_steps, minimum=0)
+    check_seed(seed)
+    check_int("n_chains", n_chains)
+    check_int("every", every)
     def evaluate(state: TrainingState) -> dict:
         generator = make_generator(seed, device, f"{stream}/{state.iteration}")
         chains = state.last_chains if state.last_chains is not None else state.bank
@@ -126,11 +150,19 @@ def train(method: Method, data: Tensor, *, energy: nn.Module, base: nn.Module, s
     ``reference`` is the data's exact log-density where one is known (reverse-KL pre-training).
     A divergence ends this method's run and is recorded in ``run.divergence``; it is never raised."""
     device = resolve_device(device)
+    _check_types(method=method, data=data, energy=energy, base=base)
     energy, base, data = energy.to(device), base.to(device), data.to(device)
+    generator = make_generator(seed, device, f"{method.name}/training")
+    check_training_arguments(data, energy, method, epochs=epochs, batch_size=batch_size, n_persistent=n_persistent,
+                             generator=generator, evaluate=evaluate, eval_every=eval_every, energy_l2=energy_l2,
+                             lr_decay=lr_decay, batch_transform=batch_transform, divergence=divergence,
+                             checkpoint=checkpoint, stop_after=stop_after)  # all of it before any pre-training
+    if reference is not None:
+        check_callable("reference", reference)
     start = time.perf_counter()
     method.prepare(energy, base, data, make_generator(seed, device, f"{method.name}/prepare"), reference)
     history = fit_ebm(data, energy, method, epochs=epochs, batch_size=batch_size, n_persistent=n_persistent,
-                      generator=make_generator(seed, device, f"{method.name}/training"), evaluate=evaluate,
+                      generator=generator, evaluate=evaluate,
                       eval_every=eval_every, energy_l2=energy_l2, lr_decay=lr_decay, batch_transform=batch_transform,
                       divergence=divergence, checkpoint=checkpoint, stop_after=stop_after,
                       desc=desc or method.label)

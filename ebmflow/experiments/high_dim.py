@@ -82,7 +82,7 @@ class Config:
         draws = {**self.rhat_steps, "flowmc": self.rhat_steps["flowmc"] * self.flowmc_steps}
         if min(draws.values()) < MIN_RHAT_DRAWS:
             raise InputError(f"R-hat chains need at least {MIN_RHAT_DRAWS} draws, got {draws}: raise rhat_length")
-        methods(self, self.dims[0])  # the methods check their own knobs
+        [(methods(self, d), self.target(d)) for d in self.dims]  # methods and targets check their own knobs
 
     @property
     def dims(self) -> tuple[int, ...]:  # a constant today: the one place to make it a knob

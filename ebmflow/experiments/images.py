@@ -19,7 +19,7 @@ from torch import Tensor
 from ..book.claims import Claim, PaperItem
 from ..book.plotting import color, label
 from ..checks import InputError, check_probability
-from ..data import Dequantize, ImageData, load_images
+from ..data import Dequantize, ImageData, cifar10_folder, load_images
 from ..methods import FlowMCEBM, Method
 from ..models import ConvEnergy, ImageRealNVP, LogitGaussian
 from ..samplers import validate_schedule
@@ -68,6 +68,7 @@ class Config:
         check_probability("test_fraction", self.test_fraction)
         if self.lr_decay > 1:
             raise InputError(f"lr_decay must be in (0, 1], got {self.lr_decay!r}")
+        methods(self)  # the methods check their own knobs before any training
 
 
 PAPER = dict(seed=0, dataset="cifar10", data_root="~/data", test_fraction=0.2, epochs=70, batch_size=128,
@@ -126,6 +127,13 @@ ITEMS = (
               lambda g: g["fig8_global_acceptance"] >= PAPER_ACCEPTANCE[0]),
     ), rebuilt_by="images.figure8"),
 )
+
+
+def validate(config) -> None:
+    """Before any work (``Chapter.validate``): CIFAR-10's files are on this machine (a config naming a missing
+    copy is still a valid config: the paper profile's parameter table is built anywhere)."""
+    if config.dataset == "cifar10":
+        cifar10_folder(config.data_root)
 
 
 def methods(config) -> dict[str, Method]:

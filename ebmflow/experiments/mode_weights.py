@@ -81,6 +81,7 @@ class Config:
         for name in ("window", "coopflow_freeze_fraction", "ebm_average"):
             if not 0 <= getattr(self, name) < 1 + (name == "window"):
                 raise InputError(f"{name} must be a fraction, got {getattr(self, name)!r}")
+        [(methods(self, d), target(self, d)) for d in self.dimensions]  # methods, targets check their knobs up front
 
     dimensions = property(lambda self: tuple(int(v) for v in self.dims.split(",")), doc="dims as integers")
     mode_weights = property(lambda self: tuple(float(w) for w in self.weights.split(",")), doc="weights as floats")
@@ -133,7 +134,6 @@ CHOICES = (
 def key(quantity: str, method: str, dim: int | None = None) -> str:
     """Glue key of one number of this chapter, e.g. ``weights_flowmc_d8_maxerr`` (``weights_all_seconds``)."""
     return f"weights_{method}_{quantity}" if dim is None else f"weights_{method}_d{dim}_{quantity}"
-
 
 
 def _worst_if_nan(g: dict, method: str, dim: int) -> float:

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from ..book.claims import Claim, PaperItem
 from ..book.plotting import color, density_panel, label
+from ..checks import check_int
 from ..methods import FlowMCEBM, Method, ULAEBM
 from ..metrics import Grid2D, log_normalizer_on_grid, normalize_on_grid, zone_weights_on_grid
 from ..models import DiagonalGaussian, RealNVP, ToyEnergy
@@ -47,9 +48,11 @@ class Config:
 
     NON_NEGATIVE: ClassVar[tuple[str, ...]] = ("stop_after",)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self) -> None:  # every knob checked before the first training step
         validate_schedule(self.flowmc_schedule)
         resolve_device(self.device)
+        check_int("grid_size", self.grid_size, minimum=2)
+        methods(self)  # the methods check their own knobs
 
     @property
     def grid(self) -> Grid2D:

@@ -16,7 +16,8 @@ from torch import Tensor, nn
 
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from ..checks import InputError, check_generator, check_non_negative, check_points, check_positive
+from ..checks import (InputError, check_density, check_dims_agree, check_generator, check_non_negative, check_points,
+                      check_positive)
 from ..samplers import Kernel, LogDensity
 
 __all__ = ["Method", "Negatives", "DESCRIBE_COLUMNS"]
@@ -59,7 +60,14 @@ class Method(ABC):
         ``reference`` is an exact log-density of the data, for pre-trainings that need one (reverse KL). Bad data
         or a bad generator are refused here, before any pre-training."""
         check_generator(generator)
-        check_points("data", data, dim=getattr(energy, "dim", None), dtype=next(energy.parameters()).dtype)
+        if not isinstance(energy, nn.Module) or not any(True for _ in energy.parameters()):
+            raise InputError(f"energy must be a torch module with parameters (e.g. ToyEnergy), got "
+                             f"{type(energy).__name__}")
+        check_density("base", base)
+        dim = check_dims_agree(energy=getattr(energy, "dim", None), base=getattr(base, "dim", None))
+        check_points("data", data, dim=dim, dtype=next(energy.parameters()).dtype)
+        if reference is not None and not callable(reference):
+            raise InputError(f"reference must be a log-density function or None, got {type(reference).__name__}")
         self.energy, self.base = energy, base
         self.averaged = None
         if self.ebm_average:

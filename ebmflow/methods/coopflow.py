@@ -11,7 +11,7 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import Tensor, nn
 
-from ..checks import check_int, check_positive
+from ..checks import check_callable, check_choice, check_int, check_positive
 from ..models import Flow, RealNVP, maximum_likelihood_step, pretrain_maximum_likelihood
 from ..samplers import Kernel, LogDensity, run_chains, ula
 from .base import Method, Negatives
@@ -52,6 +52,8 @@ class CoopFlow(Method):
         check_int("CoopFlow pretrain_steps", self.pretrain_steps, minimum=0)
         check_positive("CoopFlow pretrain_lr", self.pretrain_lr)
         check_int("CoopFlow pretrain_batch", self.pretrain_batch)
+        check_choice("CoopFlow noise", self.noise, (False, True))
+        check_callable("CoopFlow make_flow", self.make_flow)
 
     def prepare(self, energy: nn.Module, base: nn.Module, data: Tensor, generator: torch.Generator,
                 reference: LogDensity | None = None) -> None:

@@ -9,7 +9,7 @@ from typing import Any, Callable, ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
-from ..checks import InputError, check_int, check_positive
+from ..checks import InputError, check_callable, check_choice, check_int, check_positive
 from ..models import Flow, RealNVP, flow_optimizer, maximum_likelihood_step
 from ..samplers import Kernel, LogDensity, flowmc, imh, isir, mala, run_chains, validate_schedule
 from .base import Method, Negatives
@@ -52,8 +52,8 @@ class FlowMCEBM(Method):
         super().__post_init__()
         validate_schedule(self.schedule)
         check_positive("flowMC-EBM step_size", self.step_size)
-        if self.global_move not in ("isir", "imh"):
-            raise InputError(f"flowMC-EBM global_move must be 'isir' or 'imh', got {self.global_move!r}")
+        check_choice("flowMC-EBM global_move", self.global_move, ("isir", "imh"))
+        check_callable("flowMC-EBM make_flow", self.make_flow)
         if self.global_move == "isir":
             check_int("flowMC-EBM n_particles (i-SIR candidates)", self.n_particles, minimum=2)
         check_int("flowMC-EBM keep", self.keep)

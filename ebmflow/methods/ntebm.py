@@ -12,7 +12,7 @@ from typing import Any, Callable, ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
-from ..checks import InputError, check_int, check_positive, check_probability
+from ..checks import InputError, check_callable, check_choice, check_int, check_positive, check_probability
 from ..models import Flow, RealNVP, pretrain_maximum_likelihood, pretrain_reverse_kl
 from ..samplers import Kernel, LogDensity, mala, run_chains
 from .base import Method, Negatives
@@ -47,8 +47,8 @@ class NTEBM(Method):
         check_int("NT-EBM n_steps", self.n_steps)
         check_positive("NT-EBM step_size", self.step_size)
         check_probability("NT-EBM target_acceptance", self.target_acceptance)
-        if self.pretrain not in ("data", "reverse_kl"):
-            raise InputError(f"NT-EBM pretrain must be 'data' or 'reverse_kl', got {self.pretrain!r}")
+        check_choice("NT-EBM pretrain", self.pretrain, ("data", "reverse_kl"))
+        check_callable("NT-EBM make_flow", self.make_flow)
         check_int("NT-EBM pretrain_steps", self.pretrain_steps, minimum=0)
         check_positive("NT-EBM pretrain_lr", self.pretrain_lr)
         check_int("NT-EBM pretrain_batch", self.pretrain_batch)

@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor
 
-from ..checks import InputError, check_int, check_positive
+from ..checks import check_choice, check_int, check_positive
 from ..samplers import Kernel, run_chains, ula
 from .base import Method, Negatives
 
@@ -35,8 +35,8 @@ class ULAEBM(Method):
         check_positive("ULA-EBM step_size", self.step_size)
         check_int("ULA-EBM n_steps", self.n_steps)
         check_positive("ULA-EBM box", self.box)
-        if self.init not in ("uniform", "rho"):
-            raise InputError(f"ULA-EBM init must be 'uniform' or 'rho', got {self.init!r}")
+        check_choice("ULA-EBM init", self.init, ("uniform", "rho"))
+        check_choice("ULA-EBM clip", self.clip, (False, True))
 
     def init_chains(self, n: int, generator: torch.Generator) -> Tensor:
         if self.init == "rho":

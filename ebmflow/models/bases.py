@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ..checks import InputError, check_int, check_positive
+from ..checks import InputError, check_generator, check_image_shape, check_int, check_positive
 
 __all__ = ["DiagonalGaussian", "LogitPreprocessing", "LogitGaussian"]
 
@@ -26,6 +26,8 @@ class DiagonalGaussian(nn.Module):
         return -0.5 * (x.flatten(1).pow(2).sum(-1) / var + self.dim * torch.log(2 * math.pi * var))
 
     def sample_with_log_prob(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        check_int("number of samples", n, minimum=0)
+        check_generator(generator)
         z = self.std * torch.randn(n, self.dim, generator=generator, device=self.std.device)
         return z, self.log_prob(z)
 
@@ -38,8 +40,8 @@ class LogitPreprocessing(nn.Module):
 
     def __init__(self, alpha: float = 0.05) -> None:
         super().__init__()
-        if not 0 < alpha < 0.5:
-            raise InputError(f"alpha must be in (0, 0.5), got {alpha!r}")
+        if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0 < alpha < 0.5:
+            raise InputError(f"alpha must be a number in (0, 0.5), got {alpha!r}")
         self.alpha = alpha
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -61,8 +63,8 @@ class LogitGaussian(nn.Module):
 
     def __init__(self, image_shape: tuple[int, int, int], alpha: float = 0.05) -> None:
         super().__init__()
-        self.image_shape = tuple(image_shape)
-        self.dim = math.prod(image_shape)
+        self.image_shape = check_image_shape("image_shape", image_shape)
+        self.dim = math.prod(self.image_shape)
         self.preprocessing = LogitPreprocessing(alpha)
         self.latent = DiagonalGaussian(self.dim)
 

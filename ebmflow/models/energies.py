@@ -8,7 +8,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ..checks import InputError, check_int
+from ..checks import InputError, check_image_shape, check_int, check_number
 from .init import global_rng_untouched, initialize, zero_last
 
 __all__ = ["ToyEnergy", "ConvEnergy"]
@@ -25,6 +25,7 @@ class ToyEnergy(nn.Module):
         super().__init__()
         self.dim = check_int("energy dim", dim)
         check_int("energy width", width)
+        check_number("energy leak", leak)
         widths = [dim, width, 2 * width, 2 * width, 2 * width]
         layers: list[nn.Module] = []
         with global_rng_untouched():
@@ -62,7 +63,7 @@ class ConvEnergy(nn.Module):
 
     def __init__(self, image_shape: tuple[int, int, int], width: int = 32, *, generator: torch.Generator) -> None:
         super().__init__()
-        channels, height, width_px = image_shape
+        channels, height, width_px = check_image_shape("image_shape", image_shape)
         if height != width_px or height < 4 or height & (height - 1):
             raise InputError(f"ConvEnergy needs square images with a power-of-two side >= 4, got {image_shape}")
         check_int("energy width", width)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..checks import InputError, check_finite_tensor, check_generator, check_int, check_positive
+from ..checks import (InputError, check_callable, check_finite_tensor, check_generator, check_int, check_points,
+                      check_positive)
 from ..progress import progress_bar
 from ..samplers import LogDensity
 from .flows import Flow
@@ -17,6 +18,11 @@ def flow_optimizer(flow: Flow, lr: float) -> torch.optim.Adam:
     """Adam on the flow's parameters, fused (one kernel for all parameters: a small flow's step costs
     about a fifth of the per-parameter loop's)."""
     return torch.optim.Adam(flow.parameters(), lr=lr, fused=True)
+
+
+def _check_flow(flow: Flow) -> None:
+    if not isinstance(flow, Flow):
+        raise InputError(f"flow must be an ebmflow Flow (e.g. RealNVP(base, generator=...)), got {type(flow).__name__}")
 
 
 def maximum_likelihood_step(flow: Flow, optimizer: torch.optim.Optimizer, samples: Tensor) -> Tensor:
@@ -45,7 +51,8 @@ def pretrain_maximum_likelihood(flow: Flow, data: Tensor, *, n_steps: int, lr: f
     check_positive("pre-training lr", lr)
     check_int("pre-training batch_size", batch_size)
     check_generator(generator)
-    check_finite_tensor("pre-training data", data)
+    _check_flow(flow)
+    check_points("pre-training data", data, dim=flow.dim, dtype=next(flow.parameters()).dtype)
     optimizer = flow_optimizer(flow, lr)
     losses = []
     bar = progress_bar(n_steps, desc)
@@ -66,6 +73,8 @@ def pretrain_reverse_kl(flow: Flow, log_target: LogDensity, *, n_steps: int, lr:
     check_positive("pre-training lr", lr)
     check_int("pre-training batch_size", batch_size)
     check_generator(generator)
+    _check_flow(flow)
+    check_callable("log_target", log_target)
     optimizer = flow_optimizer(flow, lr)
     losses = []
     bar = progress_bar(n_steps, desc)

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
-from ..checks import InputError, check_int
+from ..checks import InputError, check_density, check_generator, check_int
 from .bases import DiagonalGaussian, LogitGaussian
 from .init import global_rng_untouched, initialize, zero_last
 
@@ -358,6 +358,8 @@ class Flow(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
         """n samples carrying no graph (chain starts)."""
+        check_int("number of samples", n, minimum=0)
+        check_generator(generator)
         return self.sample_with_log_prob(n, generator)[0]
 
     def n_parameters(self) -> int:
@@ -370,7 +372,11 @@ def RealNVP(base: DiagonalGaussian, n_couplings: int = 4, hidden: int = 16, n_hi
     half masks and MLP coupling nets (paper: 4 couplings of 3 × 16 units in 2-D, Table 6 in high dimension)."""
     for name, value in {"n_couplings": n_couplings, "hidden": hidden, "n_hidden_layers": n_hidden_layers}.items():
         check_int(f"RealNVP {name}", value)
-    dim = base.dim
+    check_density("RealNVP base", base)
+    dim = getattr(base, "dim", None)
+    if not isinstance(dim, int):
+        raise InputError(f"RealNVP base must have an integer dim (e.g. DiagonalGaussian(2)), got "
+                         f"{type(base).__name__} with dim {dim!r}")
     if dim < 2:
         raise InputError(f"coupling flows need a dimension >= 2, got a base of dimension {dim}")
     with global_rng_untouched():
@@ -397,6 +403,8 @@ def ImageRealNVP(tilt: LogitGaussian, n_couplings: int = 8, hidden: int = 64, n_
     mode) alternating four channel masks. The flow equals ``tilt`` at initialisation."""
     for name, value in {"n_couplings": n_couplings, "hidden": hidden, "n_blocks": n_blocks}.items():
         check_int(f"ImageRealNVP {name}", value)
+    if not isinstance(tilt, LogitGaussian):
+        raise InputError(f"ImageRealNVP tilt must be a LogitGaussian(image_shape), got {type(tilt).__name__}")
     channels, height, width = tilt.image_shape
     if height % 2 or width % 2:
         raise InputError(f"ImageRealNVP squeezes 2×2 blocks: image sides must be even, got {tilt.image_shape}")

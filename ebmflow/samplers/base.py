@@ -20,7 +20,7 @@ from typing import Any, Callable, NamedTuple, Protocol
 import torch
 from torch import Tensor, nn
 
-from ..checks import check_int
+from ..checks import check_chain_start, check_generator, check_int, check_kernel
 
 __all__ = ["LogDensity", "Proposal", "ChainState", "AcceptInfo", "Kernel", "init_state", "metropolis_accept",
            "where_rows", "run_chains", "value_and_grad", "lazy_state", "log_uniform", "ProposalDensity",
@@ -213,7 +213,8 @@ def run_chains(kernel: Kernel, start: Tensor | ChainState, n_steps: int, generat
 
     Returns the final state, the positions after every step (n_steps, n, d) when ``record`` (else None), and
     the infos of the steps."""
-    check_int("run_chains n_steps", n_steps, minimum=0)
+    check_kernel("kernel", kernel), check_int("n_steps", n_steps, minimum=0), check_generator(generator)
+    check_chain_start(start)
     state = kernel.init(start) if isinstance(start, Tensor) else start
     if kernel.run is not None and n_steps > 0:
         state, positions, infos = kernel.run(state, n_steps, generator, record)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..checks import InputError
+from ..checks import InputError, check_kernel
 from .base import ChainState, Kernel
 
 __all__ = ["FlowMCInfo", "flowmc", "validate_schedule"]
@@ -57,6 +57,7 @@ def flowmc(schedule: str, local: Kernel, global_: Kernel, *, record: bool = Fals
     A run of consecutive letters uses the sub-kernel's multi-step ``run`` when it has one (IMH draws the
     proposals of consecutive global steps in one batch)."""
     validate_schedule(schedule)
+    check_kernel("flowMC local", local), check_kernel("flowMC global_", global_)
     segments = [(move, len(group)) for move, group in _runs(schedule)]
 
     def step(state: ChainState, generator: torch.Generator) -> tuple[ChainState, FlowMCInfo]:

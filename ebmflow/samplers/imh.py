@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..checks import check_callable, check_density
 from .base import (AcceptInfo, ChainState, Kernel, LogDensity, Proposal, ProposalDensity, lazy_state, log_uniform,
                    propose, where_rows)
 
@@ -36,6 +37,8 @@ def imh(log_density: LogDensity, proposal: Proposal) -> Kernel:
     parameters are unchanged. ``run`` (used by ``run_chains`` and flowMC for consecutive global steps) draws the
     proposals of all its steps in one batch, as flowMC's ``NFProposal`` does, then accepts or rejects them in
     sequence: the same kernel, with the random numbers drawn in another order than step by step."""
+    check_callable("IMH log_density", log_density)
+    check_density("IMH proposal", proposal)
     density = ProposalDensity(proposal)
 
     def init(position: Tensor) -> ChainState:

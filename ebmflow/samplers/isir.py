@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..checks import check_int
+from ..checks import check_callable, check_density, check_int
 from .base import AcceptInfo, ChainState, Kernel, LogDensity, Proposal, ProposalDensity, lazy_state, propose
 from .imh import moved_state
 
@@ -23,6 +23,8 @@ def isir(log_density: LogDensity, proposal: Proposal, n_particles: int) -> Kerne
     and log lambda, and a chain that moves takes its candidate's log pi and log lambda, its gradient being
     computed when a gradient-based kernel next needs it (one batch for all the chains that moved)."""
     check_int("i-SIR n_particles", n_particles, minimum=2)
+    check_callable("i-SIR log_density", log_density)
+    check_density("i-SIR proposal", proposal)
     density = ProposalDensity(proposal)
     m = n_particles - 1  # fresh candidates per chain
 

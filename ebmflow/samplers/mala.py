@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..checks import InputError, check_positive
+from ..checks import InputError, check_callable, check_positive
 from .base import AcceptInfo, ChainState, Kernel, LogDensity, init_state, log_uniform, value_and_grad
 
 __all__ = ["MALAInfo", "mala", "adapt_step_size"]
@@ -44,8 +44,10 @@ def mala(log_density: LogDensity, step_size: float, target_acceptance: float | N
     One step is one forward and one backward pass of ``log_density`` (at the proposal) and about twenty small
     tensor operations. With the proposal x' = x + eta g + sqrt(2 eta) xi, the forward term of the MH ratio is
     ||x' - x - eta g||^2 / (4 eta) = ||xi||^2 / 2, so only the reverse term is computed from positions."""
+    check_callable("MALA log_density", log_density)
     check_positive("MALA step_size", step_size)
-    if target_acceptance is not None and not 0 < target_acceptance < 1:
+    if target_acceptance is not None and (not isinstance(target_acceptance, (int, float))
+                                          or not 0 < target_acceptance < 1):
         raise InputError(f"MALA target_acceptance must be in (0, 1), got {target_acceptance!r}")
 
     def init(position: Tensor) -> ChainState:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..checks import InputError, check_positive
+from ..checks import check_bounds, check_callable, check_positive
 from .base import ChainState, Kernel, LogDensity, init_state, value_and_grad
 
 __all__ = ["ULAInfo", "ula"]
@@ -31,9 +31,9 @@ def ula(log_density: LogDensity, step_size: float, *, noise: bool = True,
     ``noise=False`` gives the noiseless Langevin CoopFlow runs; ``bounds`` = (low, high) clamps the new
     positions into a box (Du & Mordatch 2019's pixel clipping); ``max_drift`` clamps each coordinate's
     displacement per step (CoopFlow's original code clamps it to ±0.1)."""
+    check_callable("ULA log_density", log_density)
     check_positive("ULA step_size", step_size)
-    if bounds is not None and not bounds[0] < bounds[1]:
-        raise InputError(f"ULA bounds must be (low, high) with low < high, got {bounds!r}")
+    check_bounds("ULA bounds", bounds)
     if max_drift is not None:
         check_positive("ULA max_drift", max_drift)
 
