@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PROFILE ?= cpu
 STAMP := $(VENV)/.installed
 
-.PHONY: install book html test test-fast chapter sweep clean bench bench-peer
+.PHONY: install book html test test-fast chapter sweep ratio-sweep clean bench bench-peer
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ chapter: $(STAMP)
 # make sweep NAME=01_motivating_example SEEDS=0-4
 sweep: $(STAMP)
 	$(PY) -m ebmflow sweep $(NAME) --profile $(PROFILE) --seeds $(or $(SEEDS),0-2) $(ARGS)
+
+# make ratio-sweep PROFILE=cpu ARGS="--address HOST:6379": Figure 1's ratio from 1:1 to 19:1 (book/09_ratio_sweep):
+# prints and runs, one after another, the commands that page documents: for each ratio
+#   ebmflow sweep 01_motivating_example --profile P --seeds 0-2 -p weights=1/20,19/20 -p epochs=2
+# (ARGS go to each sweep), then `ebmflow run 09_ratio_sweep --profile P`. About 4 CPU-minutes at PROFILE=cpu.
+ratio-sweep: $(STAMP)
+	$(PY) -m ebmflow.experiments.ratio_sweep --profile $(PROFILE) $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest
