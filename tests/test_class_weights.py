@@ -101,11 +101,11 @@ def test_profiles_resolve_and_bad_classes_are_named():
     for profile in cw.PROFILES:
         resolve_config(cw.Config, cw.PROFILES, profile, device="cpu")
     with pytest.raises(ConfigError, match="one proportion per distinct digit"):
-        resolve_config(cw.Config, cw.PROFILES, "cpu", proportions="0.5,0.5")
-    with pytest.raises(ConfigError, match="comma-separated numbers"):
-        resolve_config(cw.Config, cw.PROFILES, "cpu", classes="zero,one,seven")
+        resolve_config(cw.Config, cw.PROFILES, "cpu", proportions=(0.5, 0.5))
+    with pytest.raises(ConfigError, match="list of int values"):
+        resolve_config(cw.Config, cw.PROFILES, "cpu", classes=("zero", "one", "seven"))
     with pytest.raises(ConfigError, match="summing to 1"):
-        resolve_config(cw.Config, cw.PROFILES, "cpu", proportions="0.6,0.3,0.3")
+        resolve_config(cw.Config, cw.PROFILES, "cpu", proportions=(0.6, 0.3, 0.3))
 
 
 def test_training_set_has_the_stated_unequal_proportions_and_a_projected_classifier():
