@@ -1,10 +1,12 @@
 """Motivating example (paper §3.1, Figure 1, Appendix C.2): ULA-EBM vs flowMC-EBM on a 2:1 mixture."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
 import matplotlib.pyplot as plt
+import pandas as pd
 import torch
 from torch import Tensor
 
@@ -21,7 +23,7 @@ from ..training import TrainingState
 from .common import Run, checkpoint_for, train
 
 __all__ = ["Config", "PROFILES", "CHOICES", "ITEMS", "PAPER_WEIGHT", "methods", "make_data", "train_all",
-           "trajectories", "key", "numbers", "figure1"]
+           "trajectories", "key", "numbers", "table", "figure1"]
 
 PAPER_WEIGHT = (0.70, 0.78)  # the paper's flowMC-EBM weight of the 2/3 mode, read off Figure 1
 
@@ -153,18 +155,36 @@ def key(quantity: str, method: str) -> str:
 
 def numbers(runs: dict[str, Run]) -> dict[str, float]:
     """Figure 1's numbers: final weight of the 2/3 mode (mean of the last tenth of the measurements), its
-    range after the first epoch, the iteration of a divergence (0: none), flowMC-EBM's i-SIR acceptance."""
+    range after the first epoch, the iteration of a divergence (0: none), flowMC-EBM's i-SIR acceptance. A
+    diverged run has no final weight nor acceptance (NaN); its range covers the measurements made before it
+    diverged (Figure 1 shows them)."""
     values = {}
     for name, run in runs.items():
         weights, epochs = run.history.evaluations["weight"], run.history.evaluations["epoch"]
         tail = weights[-max(1, len(weights) // 10):]
         after_first = [w for w, e in zip(weights, epochs) if e >= 1] or weights
-        values.update({key("final_weight", name): sum(tail) / len(tail), key("weight_min", name): min(after_first),
-                       key("weight_max", name): max(after_first),
+        values.update({key("final_weight", name): math.nan if run.divergence else sum(tail) / len(tail),
+                       key("weight_min", name): min(after_first), key("weight_max", name): max(after_first),
                        key("diverged_at", name): run.divergence.iteration if run.divergence else 0})
     acceptance = runs["flowmc"].history.steps["global_acceptance"]
-    values[key("global_acceptance", "flowmc")] = sum(acceptance) / len(acceptance)
+    values[key("global_acceptance", "flowmc")] = (math.nan if runs["flowmc"].divergence else
+                                                  sum(acceptance) / len(acceptance))
     return values
+
+
+def table(values: dict[str, float]) -> pd.DataFrame:
+    """Figure 1's numbers beside the paper's ("diverged (it. N)" for a diverged run's final weight)."""
+    def final(m: str) -> str | float:
+        at = values[key("diverged_at", m)]
+        return f"diverged (it. {at:.0f})" if at else round(values[key("final_weight", m)], 3)
+
+    return pd.DataFrame({
+        "paper (read off Figure 1)": [f"≈{PAPER_WEIGHT[0]:.2f}–{PAPER_WEIGHT[1]:.2f} throughout",
+                                      "swings ≈0 ↔ ≈1; ≈0.9 at the end"],
+        "ours: final weight (last tenth)": [final(m) for m in ("flowmc", "ula")],
+        "ours: range after the first epoch": [f"{values[key('weight_min', m)]:.2f}–{values[key('weight_max', m)]:.2f}"
+                                              for m in ("flowmc", "ula")],
+    }, index=[label("flowmc"), label("ula")]).rename_axis("weight of the 2/3 mode (truth 0.667)")
 
 
 def diagonal_slice(log_density_fn, grid: Grid2D, n: int = 400, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
@@ -193,7 +213,9 @@ def figure1(runs: dict[str, Run], config: Config, paths: dict[str, Tensor]):
     for row, name in enumerate(["ula", "flowmc"]):
         run = runs[name]
         density = normalize_on_grid(run.log_density, grid, device=run.device)
-        density_panel(axes[row, 1], density, grid, f"({'bf'[row]}) {label(name)}")
+        density = torch.where(torch.isfinite(density), density, -math.inf)  # a diverged EBM: an empty panel
+        stopped = f"\ndiverged (it. {run.divergence.iteration})" if run.divergence else ""
+        density_panel(axes[row, 1], density, grid, f"({'bf'[row]}) {label(name)}{stopped}")
         ax = axes[row, 2]
         density_panel(ax, density, grid, f"({'cg'[row]}) {label(name)} chains")
         for chain in paths[name].cpu().unbind(1):
