@@ -113,6 +113,9 @@ def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
 def _list(_: argparse.Namespace) -> int:
     for chapter in CHAPTERS.values():
         print(f"{chapter.name}: {chapter.title}")
+        if chapter.copy_of:
+            print(f"  (chapter {chapter.copy_of} at profile {chapter.book_profile}: its parameters)")
+            continue
         rows = parameter_table(chapter.config_cls, chapter.profiles)
         if not rows:
             print("  (no parameters: reads what the chapters stored)")
@@ -134,6 +137,8 @@ def _run(args: argparse.Namespace) -> int:
     from .runner import RunError, checkpoint_dir_for, check_run, run_chapter
 
     parameters = _parameters(args)
+    if args.profile is None:  # the profile of the chapter's page: cpu, or a copy's own (01_motivating_example_paper)
+        args.profile = CHAPTERS[args.chapter].book_profile if args.chapter in CHAPTERS else "cpu"
     output = check_run(args.chapter, args.profile, parameters, args.output)[3]
     try:
         result = run_chapter(args.chapter, args.profile, parameters, args.output, resume=args.resume,
@@ -205,9 +210,9 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 
 def _report(_: argparse.Namespace) -> int:
-    from .report import VERDICTS, load_glued, verdict_rows
+    from .report import VERDICTS, load_glued_by_seed, verdict_rows
 
-    rows = verdict_rows(load_glued(warn=lambda line: print(f"ebmflow: warning: {line}", file=sys.stderr)))
+    rows = verdict_rows(load_glued_by_seed(warn=lambda line: print(f"ebmflow: warning: {line}", file=sys.stderr)))
     for row in rows:
         print(f"{row['item']:<9} {row['claim']}")
         print(f"{'':<9} paper: {row['paper']}  |  ours: {row['ours']}  |  rule: {row['rule']}  ->  {row['verdict']}")
@@ -221,8 +226,10 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="chapters and their parameters per profile").set_defaults(func=_list)
 
-    def knobs(sub: argparse.ArgumentParser, seed: bool) -> None:
-        sub.add_argument("--profile", default="cpu", choices=PROFILES, help="preset (default: cpu)")
+    def knobs(sub: argparse.ArgumentParser, seed: bool, profile: str | None = "cpu") -> None:
+        sub.add_argument("--profile", default=profile, choices=PROFILES,
+                         help="preset (default: cpu" + ("; a copy of a chapter: its own, e.g. paper)" if profile is None
+                                                        else ")"))
         sub.add_argument("-p", dest="parameter", action="append", default=[], metavar="NAME=VALUE",
                          help="override one chapter parameter (repeatable; `ebmflow list` names them)")
         sub.add_argument("--device", choices=DEVICES, default=None, help="the chapter's device parameter")
@@ -237,7 +244,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="execute one chapter with papermill (output: book/CHAPTER.ipynb)")
     run.add_argument("chapter")
-    knobs(run, seed=True)
+    knobs(run, seed=True, profile=None)
     run.add_argument("--output", type=Path, default=None, help="executed notebook (figures go beside it)")
     run.add_argument("--resume", action="store_true", help="continue the training runs from their checkpoints")
     run.set_defaults(func=_run)
