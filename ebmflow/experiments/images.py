@@ -228,7 +228,7 @@ def table(numbers: dict[str, float], data_name: str, profile: str) -> pd.DataFra
             ours(f"{numbers[key(8, 'global_acceptance')]:.3f}"),
             ours(f"{numbers[key(7, 'energy_neg_mean')]:.1f} ± {numbers[key(7, 'energy_neg_std')]:.1f} (training "
                  f"images {numbers[key(7, 'energy_train_mean')]:.1f} ± {numbers[key(7, 'energy_train_std')]:.1f})"),
-            "Figure 8 (a)"]},
+            ours("Figure 8 (a)")]},
         index=["global acceptance (last quarter of training)", "negative energies (mean ± sd)", "samples"])
 
 
