@@ -320,8 +320,8 @@ def fit_ebm(data: Tensor, energy: nn.Module, method: Method, *, epochs: int, bat
         method.after_ebm_step()
         # the iteration's energies and negatives are checked before the method trains on them (a flow fitted to
         # negatives far outside its support would fail, or turn NaN); a failure of that step is a divergence too
-        diverged = divergence.check(history.iterations + 1, float(energy_pos), float(energy_neg), negatives)
-        if diverged is not None and not math.isfinite(float(energy_pos)):
+        diverged = divergence.check(history.iterations + 1, energy_pos.item(), energy_neg.item(), negatives)
+        if diverged is not None and not math.isfinite(energy_pos.item()):
             diverged = _data_at_fault(diverged, positives) or diverged
         update_stats = {}
         if diverged is None:

@@ -580,6 +580,11 @@ FIELD_CASES = []  # for every field of every chapter: a wrong type, and a value 
 for _name in EXPERIMENTS:
     _non_negative = getattr(CHAPTERS[_name].config_cls, "NON_NEGATIVE", ())
     for _field, _kind in _fields(_name).items():
+        if typing.get_origin(_kind) is tuple:  # a list parameter (weights, dims, targets): a list of the wrong items
+            _element = typing.get_args(_kind)[0]
+            _wrong = [1, 2] if _element is str else ["a", "b"]
+            FIELD_CASES.append((_name, _field, _wrong, (_field, repr(_wrong), _element.__name__)))
+            continue  # its out-of-range values: tests/test_targets_params.py
         FIELD_CASES.append((_name, _field, [1, 2], (_field, "[1, 2]", _kind.__name__)))
         _value = _bad_value(_kind, _field, _non_negative)
         if _value is not None:

@@ -23,7 +23,8 @@ from ebmflow.experiments import common
 matplotlib.use("Agg")
 
 BASELINE = {"01_motivating_example": "ula", "02_toy_benchmarks": "ntebm", "03_extended_example": "ntebm",
-            "04_high_dim_mixture": "ula", "06_class_weights": "ula", "07_mode_weights": "coopflow"}
+            "04_high_dim_mixture": "ula", "06_class_weights": "ula", "07_mode_weights": "coopflow",
+            "08_your_data": "coopflow"}
 CASES = [pytest.param(name, "flowmc", id=f"{name}-flowmc") for name in PIPELINES] + [
     pytest.param(name, method, id=f"{name}-{method}") for name, method in BASELINE.items()]
 KEPT = ("fig1_weight_min_", "fig1_weight_max_")  # measured before the divergence (Figure 1 shows them)

@@ -96,7 +96,7 @@ def test_four_mode_mixture_follows_the_papers_sign_pattern_and_separation():
     (lambda: GaussianMixture(torch.full((2, 2), math.nan), torch.ones(2), torch.tensor([0.5, 0.5])), "finite"),
     (lambda: two_mode_mixture((1.0,)), "at least two positive numbers"),
     (lambda: two_mode_mixture(offset=0.0), "offset must be a finite number > 0"),
-    (lambda: four_collinear_modes((0.5, 0.5)), "four numbers"),
+    (lambda: four_collinear_modes((0.5, 0.5)), "four positive numbers"),
     (lambda: four_mode_mixture(7, 1.0), "even dimension"),
     (lambda: four_mode_mixture(8, -1.0), "magnitude"),
     (lambda: coordinate_magnitude(8, 0.7), "below 0.5"),

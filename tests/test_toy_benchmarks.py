@@ -103,7 +103,7 @@ def test_a_divergence_in_one_method_leaves_the_others(runs03):
     assert all(math.isnan(values[extended.table3_key("ula", c)]) for c in extended.COLUMNS)
     assert all(math.isfinite(values[extended.table3_key(m, c)]) for m in METHODS if m != "ula"
                for c in extended.COLUMNS)
-    assert (extended.table3(values).loc["ULA-EBM"].xs("ours", level=1) == f"diverged (it. {at})").all()
+    assert (extended.table3(values, config).loc["ULA-EBM"].xs("ours", level=1) == f"diverged (it. {at})").all()
     fig = extended.figure3(runs, config)
     assert f"diverged (it. {at})" in fig.axes[-1].get_title()
     verdicts = bench.verdicts(extended.ITEMS, values)  # NaN counts as the worst value, never as a crash

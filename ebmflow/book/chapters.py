@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..experiments import class_weights, extended, high_dim, images, mode_weights, motivating, toy_benchmarks
+from ..experiments import (class_weights, extended, high_dim, images, mode_weights, motivating, ratio_sweep,
+                           toy_benchmarks, your_data)
 from .claims import PaperItem
 from .config import ConfigError, check_namespace, parameters_cell, resolve_config
 
@@ -103,6 +104,9 @@ CHAPTERS: dict[str, Chapter] = {c.name: c for c in [
     Chapter("05_images", "Figures 7 and 8: flowMC-EBM on images", images),
     Chapter("06_class_weights", "Beyond the paper: class weights on imbalanced digits", class_weights),
     Chapter("07_mode_weights", "Beyond the paper: mode weights in d = 8-64", mode_weights),
+    Chapter("08_your_data", "Beyond the paper: the four methods on your own data file", your_data),
+    Chapter("09_ratio_sweep", "Beyond the paper: Figure 1's ratio from 1:1 to 19:1 (a sweep of chapter 01)", ratio_sweep,
+            summary=True),
     Chapter("intro", "Introduction, map of the paper, runtimes", _Summary, summary=True),
     Chapter("99_report", "Reproduction report", _Summary, summary=True),
 ]}

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..checks import InputError
 from .chapters import CHAPTERS
-from .config import PROFILES, ConfigError, parameter_table
+from .config import PROFILES, ConfigError, format_value, parameter_table
 
 __all__ = ["main"]
 
@@ -105,6 +105,16 @@ def _parameters(args: argparse.Namespace) -> dict[str, Any]:
     return parameters
 
 
+def _absolute_paths(chapter: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    """The chapter's file parameters (its Config's ``PATHS``) made absolute from the current folder: the notebook
+    runs in book/, and a sweep's runs wherever Ray puts them."""
+    config_cls = CHAPTERS[chapter].config_cls if chapter in CHAPTERS else None
+    for name in getattr(config_cls, "PATHS", ()):
+        if isinstance(parameters.get(name), str) and parameters[name]:
+            parameters[name] = str(Path(parameters[name]).expanduser().resolve())
+    return parameters
+
+
 def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return [indent + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
@@ -121,7 +131,7 @@ def _list(_: argparse.Namespace) -> int:
             print("  (no parameters: reads what the chapters stored)")
             continue
         table = [["parameter", "type", *chapter.profiles]]
-        table += [[row["parameter"], row["type"], *(str(row[p]) for p in chapter.profiles)] for row in rows]
+        table += [[row["parameter"], row["type"], *(format_value(row[p]) for p in chapter.profiles)] for row in rows]
         print("\n".join(_table(table)))
     return 0
 
@@ -136,7 +146,7 @@ def _resume_hint(argv: list[str]) -> str:
 def _run(args: argparse.Namespace) -> int:
     from .runner import RunError, checkpoint_dir_for, check_run, run_chapter
 
-    parameters = _parameters(args)
+    parameters = _absolute_paths(Path(args.chapter).stem, _parameters(args))
     if args.profile is None:  # the profile of the chapter's page: cpu, or a copy's own (01_motivating_example_paper)
         args.profile = CHAPTERS[args.chapter].book_profile if args.chapter in CHAPTERS else "cpu"
     output = check_run(args.chapter, args.profile, parameters, args.output)[3]
@@ -177,7 +187,7 @@ def _sweep(args: argparse.Namespace) -> int:
     from .records import read_record
     from .sweep import is_finished, parse_seeds, run_specs, sweep_specs
 
-    parameters = _parameters(args)
+    parameters = _absolute_paths(Path(args.chapter).stem, _parameters(args))
     specs = sweep_specs(args.chapter, parse_seeds(args.seeds), args.profile, parameters)
     todo = [spec for spec in specs if args.force or not is_finished(spec)]
     if len(todo) < len(specs):

@@ -5,15 +5,17 @@ Each experiment is a frozen dataclass (its fields are the knobs a reader may tur
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import math
 import typing
+from fractions import Fraction
 from typing import Any, TypeVar
 
 from ..checks import MAX_SEED, InputError
 
 __all__ = ["PROFILES", "resolve_config", "ConfigError", "check_shared_sizes", "parameter_cell_names",
-           "check_namespace"]
+           "check_namespace", "type_name", "format_value"]
 
 PROFILES = ("smoke", "cpu", "paper")
 C = TypeVar("C")
@@ -23,13 +25,78 @@ class ConfigError(InputError):
     """An unknown profile, an unknown parameter, a wrongly typed or out-of-range value."""
 
 
-def _check_type(name: str, value: Any, expected: type) -> Any:
+_EXAMPLES = {float: "0.1,0.9", int: "16,32", str: "8gaussians,rings"}  # how a list is written on the command line
+
+
+def _element_type(hint: Any) -> type | None:
+    """T for a ``tuple[T, ...]`` annotation (a list-valued parameter), None for any other annotation."""
+    if typing.get_origin(hint) is tuple:
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return args[0]
+    return None
+
+
+def type_name(hint: Any) -> str:
+    """How a parameter's type is shown (``ebmflow list``, the parameters cell): ``float``, ``tuple[float, ...]``."""
+    element = _element_type(hint)
+    return f"tuple[{element.__name__}, ...]" if element is not None else hint.__name__
+
+
+def format_value(value: Any) -> str:
+    """A parameter's value as it is written with ``-p NAME=VALUE`` (lists comma-separated)."""
+    if isinstance(value, tuple):
+        return ",".join(format(v, ".6g") if isinstance(v, float) else str(v) for v in value)
+    return '""' if value == "" else str(value)
+
+
+def _split_list(text: str, element: type) -> list[Any]:
+    """The items of a list written as text: ``0.1,0.9``, ``(0.1, 0.9)``, ``[16, 32]``, ``1/3,2/3`` (fractions),
+    ``moons,rings`` or ``('moons', 'rings')``; an item that is not a literal stays a string (the type check names
+    it)."""
+    try:
+        value = ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        value = None
+    if isinstance(value, (tuple, list)):
+        return list(value)
+    if value is not None and not isinstance(value, str):
+        return [value]
+    items = [item.strip().strip("'\"") for item in text.strip().strip("()[]").split(",")]
+    if element is str:
+        return [item for item in items if item]
+    parsed: list[Any] = []
+    for item in filter(None, items):
+        try:
+            parsed.append(float(Fraction(item)) if "/" in item else ast.literal_eval(item))
+        except (ValueError, SyntaxError, ZeroDivisionError):
+            parsed.append(item)
+    return parsed
+
+
+def _check_type(name: str, value: Any, expected: Any) -> Any:
+    element = _element_type(expected)
+    if element is not None:  # a list-valued parameter: a tuple, a list, a single value or text such as "0.1,0.9"
+        items = (_split_list(value, element) if isinstance(value, str) else
+                 list(value) if isinstance(value, (tuple, list)) else [value])
+        if not items:
+            raise ConfigError(f"parameter {name!r} must list at least one {element.__name__} (e.g. "
+                              f"{_EXAMPLES.get(element, '')}), got {value!r}")
+        try:
+            return tuple(_check_type(name, item, element) for item in items)
+        except ConfigError:
+            raise ConfigError(f"parameter {name!r} must be a comma-separated list of {element.__name__} values "
+                              f"(e.g. {_EXAMPLES.get(element, '')}), got {value!r}") from None
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
         raise ConfigError(f"parameter {name!r} must be of type {expected.__name__}, got {value!r} "
                           f"({type(value).__name__})")
     return value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def resolve_config(config_cls: type[C], profiles: dict[str, dict[str, Any]], profile: str,
@@ -53,13 +120,16 @@ def resolve_config(config_cls: type[C], profiles: dict[str, dict[str, Any]], pro
     checked = {}
     for name, value in values.items():
         value = _check_type(name, value, hints[name])
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"parameter {name!r} must be a finite number, got {value!r}")
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            may_be_zero = name in non_negative
-            if not (value >= 0 if may_be_zero else value > 0):
-                raise ConfigError(f"parameter {name!r} must be {'non-negative' if may_be_zero else 'positive'}"
-                                  f", got {value!r}")
+        items = value if isinstance(value, tuple) else (value,)
+        if any(isinstance(v, float) and not math.isfinite(v) for v in items):
+            what = "list finite numbers" if isinstance(value, tuple) else "be a finite number"
+            raise ConfigError(f"parameter {name!r} must {what}, got {value!r}")
+        may_be_zero = name in non_negative
+        if any(not (v >= 0 if may_be_zero else v > 0) for v in items if _is_number(v)):
+            what = "non-negative" if may_be_zero else "positive"
+            if isinstance(value, tuple):
+                raise ConfigError(f"parameter {name!r} must list {what} numbers, got {format_value(value)}")
+            raise ConfigError(f"parameter {name!r} must be {what}, got {value!r}")
         checked[name] = value
     _check_finite_and_seed(checked)
     try:
@@ -137,7 +207,7 @@ def parameter_table(config_cls: type, profiles: dict[str, dict[str, Any]]) -> li
     """One row per parameter: its name, type and value under each profile (for docs and the CLI)."""
     hints = typing.get_type_hints(config_cls)
     resolved = {p: resolve_config(config_cls, profiles, p) for p in profiles}
-    return [{"parameter": f.name, "type": hints[f.name].__name__,
+    return [{"parameter": f.name, "type": type_name(hints[f.name]),
              **{p: getattr(resolved[p], f.name) for p in profiles}} for f in dataclasses.fields(config_cls)]
 
 
@@ -165,6 +235,6 @@ def parameters_cell(config_cls: type, profiles: dict[str, dict[str, Any]]) -> st
              f"default);", "# any other name set here overrides that preset (None = the preset's value).",
              'profile = "cpu"']
     for f in dataclasses.fields(config_cls):
-        comment = f"{hints[f.name].__name__}" + (f": {comments[f.name]}" if comments.get(f.name) else "")
+        comment = type_name(hints[f.name]) + (f": {comments[f.name]}" if comments.get(f.name) else "")
         lines.append(f"{f.name} = None  # {comment}")
     return "\n".join(lines)

@@ -32,6 +32,7 @@ import torch
 
 from ..checks import InputError, check_choice, check_int
 from ..experiments import common
+from ..methods import METHODS
 from ..seeding import resolve_device
 from .chapters import CHAPTERS, get_chapter
 from .config import resolve_config
@@ -216,10 +217,10 @@ class Pipeline:
     """A chapter's notebook cells as one function, ``run(config, steps)``: training first, then
     ``steps(name, function, expensive=...)`` for every later cell; it returns {"runs": the Runs by the chapter's
     keys, "numbers": what the chapter glues, "tables": its tables of results, "settings": its hyper-parameter
-    tables}. ``methods(config)``: the methods the chapter must train."""
+    tables}. ``methods(config)``: the names of the methods the chapter must train."""
 
     run: Callable[[Any, Steps], dict[str, Any]]
-    methods: Callable[[Any], dict[str, Any]]
+    methods: Callable[[Any], list[str]]
 
 
 def _motivating(config, steps: Steps) -> dict[str, Any]:
@@ -229,8 +230,8 @@ def _motivating(config, steps: Steps) -> dict[str, Any]:
     paths = steps("trajectories (Figure 1 c, g)", lambda: m.trajectories(runs, config))
     if paths is not None:
         steps("Figure 1", lambda: m.figure1(runs, config, paths))
-    numbers = steps("numbers", lambda: m.numbers(runs))
-    tables = [steps("table", lambda: m.table(numbers))] if numbers is not None else []
+    numbers = steps("numbers", lambda: m.numbers(runs, config))
+    tables = [steps("table", lambda: m.weight_table(numbers, config))] if numbers is not None else []
     return {"runs": runs, "numbers": numbers, "tables": tables}
 
 
@@ -243,9 +244,10 @@ def _toy_benchmarks(config, steps: Steps) -> dict[str, Any]:
     steps("Figure 2", lambda: m.figure2(runs, config))
     numbers = steps("numbers (Table 1 errors on the grid)", lambda: m.numbers(runs, config))
     if numbers is not None:
-        tables += [steps("Table 1", lambda: m.table1(numbers)),
+        tables += [steps("Table 1", lambda: m.table1(numbers, config)),
                    steps("variants table", lambda: m.variants_table(numbers, config)),
                    steps("verdicts", lambda: benchmarks.verdicts(m.ITEMS, numbers))]
+        steps("results text", lambda: m.results_markdown(numbers, config))
     steps("NT-EBM pre-training figure", lambda: m.figure_ntebm_variants(runs, config))
     return {"runs": runs, "numbers": numbers, "tables": tables, "settings": settings}
 
@@ -264,8 +266,8 @@ def _extended(config, steps: Steps) -> dict[str, Any]:
         steps("Figure 5", lambda: m.figure5(runs["ntebm"], paths))
         numbers = steps("numbers (Table 3: one sampler call on the whole bank)", lambda: m.numbers(runs, config, paths))
     if numbers is not None:
-        tables += [steps("Table 3", lambda: m.table3(numbers)),
-                   steps("verdicts", lambda: benchmarks.verdicts(m.ITEMS, numbers))]
+        tables += [steps("Table 3", lambda: m.table3(numbers, config)),
+                   steps("verdicts", lambda: benchmarks.verdicts(m.ITEMS, numbers, config.paper_target))]
     return {"runs": runs, "numbers": numbers, "tables": tables, "settings": settings}
 
 
@@ -328,18 +330,40 @@ def _mode_weights(config, steps: Steps) -> dict[str, Any]:
     return {"runs": runs, "numbers": numbers, "tables": tables}
 
 
-def _module(name: str):
-    return CHAPTERS[name].module
+def _your_data(config, steps: Steps) -> dict[str, Any]:
+    from ..experiments import your_data as m
+
+    data = m.prepare(config)
+    settings = [steps("clusters table", lambda: m.data_table(data))]
+    steps("clusters figure", lambda: m.figure_clusters(data))
+    runs = m.train_all(config, data)
+    samples = steps("importance samples", lambda: m.importance_samples(config, data))
+    paths = steps("chains on the trained models", lambda: m.chains(runs, config))
+    numbers, tables = None, []
+    if samples is not None and paths is not None:
+        numbers = steps("numbers (cluster weights)", lambda: m.numbers(runs, data, samples, paths, config))
+        steps("densities figure", lambda: m.figure_densities(runs, data, samples, config))
+        tables += [steps("weights table", lambda: m.weights_table(numbers, data)),
+                   steps("diagnostics table", lambda: m.diagnostics_table(numbers))]
+    if paths is not None:
+        steps("samples figure", lambda: m.figure_samples(paths, data))
+    return {"runs": runs, "numbers": numbers, "tables": tables, "settings": settings}
+
+
+def _methods(name: str, *args: Callable[[Any], Any]) -> Callable[[Any], list[str]]:
+    """The names of the methods chapter ``name`` trains: its module's ``methods(config, *arg(config))``."""
+    return lambda config: list(CHAPTERS[name].module.methods(config, *(arg(config) for arg in args)))
 
 
 PIPELINES: dict[str, Pipeline] = {
-    "01_motivating_example": Pipeline(_motivating, lambda c: _module("01_motivating_example").methods(c)),
-    "02_toy_benchmarks": Pipeline(_toy_benchmarks, lambda c: _module("02_toy_benchmarks").methods(c, "8gaussians")),
-    "03_extended_example": Pipeline(_extended, lambda c: _module("03_extended_example").methods(c)),
-    "04_high_dim_mixture": Pipeline(_high_dim, lambda c: _module("04_high_dim_mixture").methods(c, c.dims[0])),
-    "05_images": Pipeline(_images, lambda c: _module("05_images").methods(c)),
-    "06_class_weights": Pipeline(_class_weights, lambda c: _module("06_class_weights").methods(c)),
-    "07_mode_weights": Pipeline(_mode_weights, lambda c: _module("07_mode_weights").methods(c, c.dimensions[0])),
+    "01_motivating_example": Pipeline(_motivating, _methods("01_motivating_example")),
+    "02_toy_benchmarks": Pipeline(_toy_benchmarks, _methods("02_toy_benchmarks", lambda c: c.targets[0])),
+    "03_extended_example": Pipeline(_extended, _methods("03_extended_example")),
+    "04_high_dim_mixture": Pipeline(_high_dim, _methods("04_high_dim_mixture", lambda c: c.dims[0])),
+    "05_images": Pipeline(_images, _methods("05_images")),
+    "06_class_weights": Pipeline(_class_weights, _methods("06_class_weights")),
+    "07_mode_weights": Pipeline(_mode_weights, _methods("07_mode_weights", lambda c: c.dimensions[0])),
+    "08_your_data": Pipeline(_your_data, lambda config: list(METHODS)),  # its methods need the prepared data
 }
 
 

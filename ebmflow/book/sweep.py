@@ -186,8 +186,9 @@ def is_finished(spec: RunSpec) -> bool:
         record = _records.read_record(path)
     except _records.RecordError:
         return False
-    same = (record.get("ebmflow_version") == __version__ and record.get("seed") == spec.seed
-            and {k: v for k, v in record.get("parameters", {}).items() if k != "seed"} == dict(spec.overrides))
+    parameters = {k: v for k, v in record.get("parameters", {}).items() if k != "seed"}
+    same = (record.get("ebmflow_version") == __version__ and record.get("seed") == spec.seed  # compared as JSON:
+            and _records._canonical(parameters) == _records._canonical(dict(spec.overrides)))  # lists = tuples
     return same and (not spec.book_copy or _book_copy_matches(spec))
 
 

@@ -20,22 +20,42 @@ from ..methods import METHODS, CoopFlow, FlowMCEBM, Method, NTEBM, ULAEBM
 from ..metrics import Grid2D, normalize_on_grid, zone_weights_on_grid
 from ..models import DiagonalGaussian, RealNVP, ToyEnergy
 from ..seeding import make_generator, resolve_device
-from ..targets import GaussianMixture, Rings, eight_gaussians, four_collinear_modes, rings
+from ..targets import (Checkerboard, GaussianMixture, Pinwheel, Rings, TwoMoons, checkerboard, eight_gaussians,
+                       four_collinear_modes, pinwheel, rings, two_moons)
 from ..training import DivergenceRule
-from .common import Run, checkpoint_for, train
+from .common import Run, checkpoint_for, diverged_at, table_cell, train  # noqa: F401 (re-exported)
 
-__all__ = ["TARGETS", "TARGET_LABELS", "BenchmarkConfig", "PAPER_SETTINGS", "SHARED_CHOICES", "paper_hyperparameters",
-           "target", "grid", "make_data", "make_methods", "train_method", "diverged_at", "table_cell",
-           "model_zone_weights", "run_panel", "density_row", "hyperparameter_table",
-           "verdicts"]
+__all__ = ["TARGETS", "TARGET_LABELS", "TARGET_DENSITIES", "BenchmarkConfig", "PAPER_SETTINGS", "SHARED_CHOICES",
+           "paper_hyperparameters", "target", "grid", "make_data", "make_methods", "train_method", "diverged_at",
+           "table_cell", "model_zone_weights", "run_panel", "density_row", "hyperparameter_table", "verdicts"]
 
-TARGETS: dict[str, tuple[Callable[[], GaussianMixture | Rings], float]] = {
+Target = GaussianMixture | Rings | TwoMoons | Pinwheel | Checkerboard
+TARGETS: dict[str, tuple[Callable[..., Target], float]] = {
     # name: (p*, half-width L of the plotting box [-L, L]^2: the grid, and ULA-EBM's uniform start)
     "8gaussians": (eight_gaussians, 2.5),
     "rings": (rings, 5.0),
+    "moons": (two_moons, 4.0),
+    "pinwheel": (pinwheel, 4.5),
+    "checkerboard": (checkerboard, 4.5),
     "extended": (four_collinear_modes, 4.5),
 }
-TARGET_LABELS = {"8gaussians": "8 Gaussians", "rings": "Rings", "extended": "4 modes"}
+TARGET_LABELS = {"8gaussians": "8 Gaussians", "rings": "Rings", "moons": "Two moons", "pinwheel": "Pinwheel",
+                 "checkerboard": "Checkerboard", "extended": "4 modes"}
+TARGET_DENSITIES = {  # what log p* is, for each target (the text of chapter 02 lists those it runs)
+    "8gaussians": "eight equal-weight N(mu_i, 0.15^2 I), mu_i on the unit circle; exact log-density; modes: the "
+                  "Gaussians (nearest mean)",
+    "rings": "radius ~ (1/4) sum_k N(k, 0.15^2), k = 1..4, uniform angle; exact log-density (polar change of "
+             "variables); modes: the rings (nearest radius)",
+    "moons": "scikit-learn's two moons, doubled, noise 0.2; no closed form: a reference density, the noise "
+             "integral along each arc by the midpoint rule on 256 nodes (within 0.01 in log-density); modes: the "
+             "moons",
+    "pinwheel": "five arms, FFJORD's shape, each a Gaussian turned by an angle that grows with the radius (an "
+                "area-preserving warp); exact log-density; modes: the arms",
+    "checkerboard": "uniform on the 8 dark squares of a 4 x 4 board on [-4, 4]^2; exact log-density (-inf off "
+                    "the squares); modes: the squares (nearest centre)",
+    "extended": "four N(mu_i, 0.05 I) on the horizontal axis at x = -3, -1, 1, 3; exact log-density; modes: "
+                "the Gaussians (nearest mean)",
+}
 
 
 @dataclass(frozen=True)
@@ -83,6 +103,10 @@ class BenchmarkConfig:
             raise InputError(f"coopflow_freeze_fraction must be below 1, got {self.coopflow_freeze_fraction!r}")
         make_methods(self, next(iter(TARGETS)))  # the methods check their own knobs before any training
         check_int("grid_size", self.grid_size, minimum=2)
+
+    def p_star(self, name: str) -> Target:
+        """Target ``name`` as this configuration sets it (a chapter's Config overrides this for its parameters)."""
+        return TARGETS[name][0]()
 
     @property
     def flowmc_schedule(self) -> str:
@@ -142,7 +166,8 @@ def paper_hyperparameters(flowmc_sampler: str, flowmc_steps: int, flowmc_last: s
     return {name: rows[name] for name in METHODS}
 
 
-def target(name: str) -> GaussianMixture | Rings:
+def target(name: str) -> Target:
+    """Target ``name`` with the paper's settings (chapters read ``config.p_star(name)``)."""
     return TARGETS[name][0]()
 
 
@@ -153,13 +178,14 @@ def grid(config: BenchmarkConfig, name: str) -> Grid2D:
 
 def make_data(config: BenchmarkConfig, name: str) -> Tensor:
     """The fixed training set: ``n_data`` samples of p*."""
-    return target(name).sample(config.n_data, make_generator(config.seed, stream=f"data/{name}"))
+    return config.p_star(name).sample(config.n_data, make_generator(config.seed, stream=f"data/{name}"))
 
 
-def make_methods(config: BenchmarkConfig, name: str, *, ntebm_pretrain: str = "data",
+def make_methods(config: BenchmarkConfig, name: str = "", *, box: float | None = None, ntebm_pretrain: str = "data",
                  coopflow_steps: int | None = None) -> dict[str, Method]:
-    """The four methods of Tables 4-5 on target ``name``, in the paper's figure order (flowMC-EBM, NT-EBM,
-    CoopFlow, ULA-EBM); ``ntebm_pretrain`` and ``coopflow_steps`` build the chapter's variants."""
+    """The four methods of Tables 4-5 on target ``name`` (or, for other data, with ULA-EBM's box [-box, box]^d), in
+    the paper's figure order (flowMC-EBM, NT-EBM, CoopFlow, ULA-EBM); ``ntebm_pretrain`` and ``coopflow_steps``
+    build the chapter's variants."""
     def flow(base, generator):
         return RealNVP(base, config.flow_couplings, config.flow_hidden, generator=generator)
 
@@ -176,7 +202,7 @@ def make_methods(config: BenchmarkConfig, name: str, *, ntebm_pretrain: str = "d
                              freeze_iterations=int(config.coopflow_freeze_fraction * config.iterations),
                              max_drift=config.coopflow_max_drift or None, **pretrain),
         "ula": ULAEBM(lr=config.lr_ula, step_size=config.ula_step_size, n_steps=config.ula_steps,
-                      box=TARGETS[name][1]),
+                      box=TARGETS[name][1] if box is None else box),
     }
     return {key: built[key] for key in METHODS}
 
@@ -184,7 +210,7 @@ def make_methods(config: BenchmarkConfig, name: str, *, ntebm_pretrain: str = "d
 def train_method(config: BenchmarkConfig, name: str, method: Method, data: Tensor, key: str) -> Run:
     """Train ``method`` on ``data`` drawn from target ``name``; ``key`` names its checkpoint (chapter, target,
     method, variant). Every method starts from the same EBM initialisation; a divergence is recorded."""
-    p_star = target(name)
+    p_star = config.p_star(name)
     return train(method, data, energy=ToyEnergy(2, generator=make_generator(config.seed, stream="energy")),
                  base=DiagonalGaussian(2, std=p_star.max_coordinate_variance() ** 0.5), seed=config.seed,
                  epochs=config.epochs, batch_size=config.batch_size, n_persistent=config.n_persistent,
@@ -194,29 +220,20 @@ def train_method(config: BenchmarkConfig, name: str, method: Method, data: Tenso
                  desc=f"{method.label} on {TARGET_LABELS[name]}")
 
 
-def diverged_at(run: Run) -> int:
-    """The iteration at which the run diverged (0: it did not)."""
-    return run.divergence.iteration if run.divergence is not None else 0
-
-
-def table_cell(value: float, iteration: int, fmt: str) -> str:
-    """A table entry: the value, or "diverged (it. N)" for a diverged run."""
-    return f"diverged (it. {iteration})" if iteration else format(value, fmt)
-
-
 @torch.no_grad()
 def model_zone_weights(log_density: Callable[[Tensor], Tensor], config: BenchmarkConfig, name: str,
                        device: torch.device | str = "cpu") -> Tensor:
     """Mass of each mode's zone (nearest mode) under the unnormalised ``log_density`` (evaluated on ``device``),
     normalised on the grid."""
-    p_star, box = target(name), grid(config, name)
+    p_star, box = config.p_star(name), grid(config, name)
     return zone_weights_on_grid(normalize_on_grid(log_density, box, device=device), box, p_star.assign_mode,
                                 p_star.n_modes)
 
 
-def run_panel(ax: Axes, run: Run, config: BenchmarkConfig, name: str, title: str) -> None:
-    """The run's normalised density on the grid; a diverged run says so (and shows its last finite density)."""
-    box = grid(config, name)
+def run_panel(ax: Axes, run: Run, config: BenchmarkConfig, name: str | Grid2D, title: str) -> None:
+    """The run's normalised density on the grid of target ``name`` (or on a given grid); a diverged run says so (and
+    shows its last finite density)."""
+    box = grid(config, name) if isinstance(name, str) else name
     log_density = normalize_on_grid(run.log_density, box, device=run.device)
     if run.divergence is not None:
         title = f"{title}\ndiverged (it. {run.divergence.iteration})"
@@ -229,7 +246,7 @@ def run_panel(ax: Axes, run: Run, config: BenchmarkConfig, name: str, title: str
 def density_row(axes: list[Axes], runs: dict[str, Run], config: BenchmarkConfig, name: str) -> None:
     """One row of Figures 2-3: the target, then each method's normalised density, in the paper's order."""
     box = grid(config, name)
-    density_panel(axes[0], normalize_on_grid(target(name).log_prob, box), box, "target")
+    density_panel(axes[0], normalize_on_grid(config.p_star(name).log_prob, box), box, "target")
     axes[0].set_ylabel(TARGET_LABELS[name])
     for ax, (method, run) in zip(axes[1:], runs.items()):
         run_panel(ax, run, config, name, label(method))
@@ -244,9 +261,19 @@ def hyperparameter_table(methods: dict[str, Method], paper: dict[str, dict[str, 
     return pd.DataFrame(rows).T.rename_axis(["method", "source"])
 
 
-def verdicts(items: tuple[PaperItem, ...], values: dict[str, Any]) -> pd.DataFrame:
-    """The chapter's claims checked on its numbers: the paper's value, ours (rendered), the rule, the verdict."""
-    return pd.DataFrame([{"item": item.item, "claim": claim.statement, "paper": claim.paper,
-                          "ours": render(claim.ours, values), "rule": claim.rule,
-                          "verdict": "holds" if claim.check(values) else "does not hold"}
-                         for item in items for claim in item.claims]).set_index(["item", "claim"])
+def verdicts(items: tuple[PaperItem, ...], values: dict[str, Any], paper_target: bool = True) -> pd.DataFrame:
+    """The chapter's claims checked on its numbers: the paper's value, ours (rendered), the rule, the verdict. A claim
+    about a target this run does not have reads "not run"; with ``paper_target`` False (this run's target is not
+    the paper's) the paper's column says so instead of quoting numbers of another target."""
+    rows = []
+    for item in items:
+        for claim in item.claims:
+            try:
+                ours, verdict = render(claim.ours, values), "holds" if claim.check(values) else "does not hold"
+            except KeyError:
+                ours, verdict = "—", "not run (its target is not in this run)"
+            rows.append({"item": item.item, "claim": claim.statement, "ours": ours, "rule": claim.rule,
+                         "paper": claim.paper if paper_target else "not run in the paper (another target)",
+                         "verdict": verdict})
+    return pd.DataFrame(rows, columns=["item", "claim", "paper", "ours", "rule", "verdict"]).set_index(
+        ["item", "claim"])

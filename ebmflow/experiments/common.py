@@ -14,12 +14,13 @@ from torch import Tensor, nn
 
 from ..checkpoint import Checkpoint
 from ..checks import InputError, check_callable, check_generator, check_int, check_seed
-from ..methods import Method
+from ..methods import METHODS, Method
 from ..samplers import LogDensity, run_chains
 from ..seeding import make_generator, resolve_device
 from ..training import Divergence, DivergenceRule, History, TrainingState, check_training_arguments, fit_ebm
 
-__all__ = ["Run", "train", "checkpoint_for", "chain_evaluation", "hyperparameter_table", "CHECKPOINT_DIR_ENV"]
+__all__ = ["Run", "train", "checkpoint_for", "chain_evaluation", "hyperparameter_table", "target_note", "methods_line",
+           "diverged_at", "table_cell", "plot_along_training", "CHECKPOINT_DIR_ENV"]
 
 CHECKPOINT_DIR_ENV = "EBMFLOW_CHECKPOINT_DIR"  # set by the runner: where a chapter's training runs checkpoint
 
@@ -75,6 +76,11 @@ class Run:
     @property
     def divergence(self) -> Divergence | None:
         return self.history.divergence
+
+    @property
+    def energy_gap(self) -> float:
+        """The energy gap ``|mean E(x-) - mean E(x+)|`` at the last iteration (the divergence rule's criterion)."""
+        return abs(self.history.steps["energy_neg"][-1] - self.history.steps["energy_pos"][-1])
 
     def bank_positions(self) -> Tensor:
         """The final persistent bank in data space."""
@@ -134,6 +140,42 @@ def hyperparameter_table(ours: dict[str, Method], paper: dict[str, Method]) -> p
     the number of MCMC steps of the paper's configuration of the same method beside."""
     return pd.DataFrame({m.label: {**m.describe(), "# MCMC steps (paper)": paper[name].describe()["# MCMC steps"]}
                          for name, m in ours.items()}).T
+
+
+def diverged_at(run: Run) -> int:
+    """The iteration at which the run diverged (0: it did not)."""
+    return run.divergence.iteration if run.divergence is not None else 0
+
+
+def table_cell(value: float, iteration: int, fmt: str) -> str:
+    """A table entry: the value, or "diverged (it. N)" for a diverged run."""
+    return f"diverged (it. {iteration})" if iteration else format(value, fmt)
+
+
+def plot_along_training(ax: Any, run: Run, x: str, y: str, fmt: str = "-", **style: Any) -> None:
+    """One run's evaluation ``y`` against ``x`` (keys of ``run.history.evaluations``) on ``ax``; a cross (×) at its
+    last point when the run stopped on a divergence."""
+    evaluations = run.history.evaluations
+    ax.plot(evaluations[x], evaluations[y], fmt, **style)
+    if run.divergence is not None:
+        ax.plot(evaluations[x][-1], evaluations[y][-1], "x", ms=10, mew=2, color=style.get("color"))
+
+
+def target_note(this_run: str, paper: str | None) -> str:
+    """The sentence a chapter shows under its configuration: this run's target and, when it is not the paper's
+    (``paper`` describes the paper's; None or the same text: this run's is the paper's), that the paper did not run
+    it."""
+    if paper is None or paper == this_run:
+        return f"This run's target: {this_run}, the paper's."
+    return (f"This run's target: {this_run}. **The paper did not run this target** (its own: {paper}): the paper's "
+            f"numbers quoted below are for its target, not for this one.")
+
+
+def methods_line(title: str, cells: dict[str, str], verdict: str, paper: str | None) -> str:
+    """One Markdown bullet of a chapter's results: ``title``, each method's value (method -> text), a ``verdict``,
+    and the paper's values (``paper``) or, when None, that the paper did not run this."""
+    return (f"- **{title}**: " + ", ".join(f"{METHODS[m].label} {c}" for m, c in cells.items())
+            + f"; {verdict} ({paper or 'the paper did not run this'}).")
 
 
 def train(method: Method, data: Tensor, *, energy: nn.Module, base: nn.Module, seed: int, epochs: int,

@@ -1,5 +1,6 @@
 """Extended motivating example (paper §3.2, Figures 3-5, Tables 3-4, Appendix C.3): four collinear modes with
-weights 0.1, 0.2, 0.3, 0.4, the four methods, and how well each gets the relative weights (zone weights)."""
+weights 0.1, 0.2, 0.3, 0.4 (the ``weights`` parameter), the four methods, and how well each gets the relative
+weights (zone weights)."""
 from __future__ import annotations
 
 import copy
@@ -18,14 +19,17 @@ from ..methods import METHODS, Method
 from ..metrics import Grid2D, normalize_on_grid, zone_mse, zone_weights_of_samples
 from ..samplers import run_chains
 from ..seeding import make_generator
+from ..targets import GaussianMixture, check_mode_weights, four_collinear_modes
 from . import benchmarks as bench
-from .common import Run
+from .common import Run, target_note
 
-__all__ = ["Config", "PROFILES", "CHOICES", "ITEMS", "TARGET", "PAPER_TABLE3", "PAPER_TABLE4", "methods",
+__all__ = ["Config", "PROFILES", "CHOICES", "ITEMS", "TARGET", "PAPER_WEIGHTS", "PAPER_TABLE3", "PAPER_TABLE4",
+           "methods", "target_markdown",
            "train_all", "table3_row", "table3_key", "figure5_key", "latent_chains", "numbers", "seconds", "table3",
            "table4", "figure3", "figure4", "figure5"]
 
 TARGET = "extended"
+PAPER_WEIGHTS = (0.1, 0.2, 0.3, 0.4)
 COLUMNS = {"init": "MSE of the init. wrt E_θ", "neg": "MSE of the neg. samples wrt E_θ",
            "ebm": "MSE of E_θ wrt −log p*"}
 PAPER_TABLE3 = {  # zone-weight MSEs, paper Table 3 (rows in the paper's order)
@@ -40,13 +44,26 @@ PAPER_TABLE4 = bench.paper_hyperparameters("flowMC with 1 global step and 24 mal
 
 @dataclass(frozen=True)
 class Config(bench.BenchmarkConfig):
+    weights: tuple[float, ...]  # the four mode weights, left to right, positive, summing to 1 (paper 0.1,0.2,0.3,0.4)
     fig5_steps: int  # latent MALA steps of the four NT-EBM chains of Figure 5, on the trained model
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_mode_weights(self.weights, 4, "parameter 'weights'")
+
+    def p_star(self, name: str) -> GaussianMixture:
+        return four_collinear_modes(self.weights) if name == TARGET else super().p_star(name)
+
+    @property
+    def paper_target(self) -> bool:
+        """Whether the weights are the paper's (its numbers apply only then)."""
+        return all(abs(w - p) < 1e-9 for w, p in zip(self.weights, PAPER_WEIGHTS))
 
 
 # "128 steps, 1 global + 24 MALA, use only last step = no": 5 blocks of (1 i-SIR + 24 MALA) = 125 steps, the
 # last state of each block kept (subsampling by 5), batch 255 (a multiple of 5).
 PAPER = {**bench.PAPER_SETTINGS, "flowmc_blocks": 5, "flowmc_local_steps": 24, "flowmc_keep": 5, "batch_size": 255,
-         "fig5_steps": 1024}
+         "fig5_steps": 1024, "weights": PAPER_WEIGHTS}
 CPU = {**PAPER, "epochs": 5, "ula_steps": 32, "ntebm_steps": 8, "coopflow_steps": 32, "flowmc_local_steps": 5,
        "lr_ntebm": 1e-3}
 PROFILES = {
@@ -60,9 +77,11 @@ CHOICES = bench.SHARED_CHOICES + (
     "Zones (Figure 4): nearest mean, i.e. vertical strips with boundaries x1 = -2, 0, 2.",
     "EBM zone weights: p_theta normalised by a Riemann sum on a `grid_size`² grid over [-4.5, 4.5]^2, its mass "
     "summed per zone; sample zone weights: the fraction of the samples in each zone.",
+    "`weights` sets the four modes' weights (means and widths stay the paper's); Table 3's EBM column compares "
+    "with them. The paper ran only 0.1, 0.2, 0.3, 0.4: for other weights its numbers are not shown.",
     "Table 3, measured once after training from the final persistent bank: init. = the chains' starting points "
     "(the bank; fresh flow samples for CoopFlow), neg. = the negatives one call of the method's sampler draws "
-    "from them, EBM = p_theta's zone weights against (0.1, 0.2, 0.3, 0.4); each MSE averages the four zones. A "
+    "from them, EBM = p_theta's zone weights against `weights`; each MSE averages the four zones. A "
     "diverged run has no entry: its cells read 'diverged (it. N)'.",
     "flowMC-EBM's '128 steps, 1 global + 24 MALA, use only last step = no': `flowmc_blocks` = 5 blocks of "
     "(1 i-SIR + `flowmc_local_steps` MALA), the last state of each block kept (subsampling by 5), batch 255 (a "
@@ -130,7 +149,7 @@ def table3_row(run: Run, config: Config) -> dict[str, float]:
     "ebm" = the EBM's against p*'s weights (NaN everywhere for a diverged run)."""
     if run.divergence is not None:
         return dict.fromkeys(COLUMNS, math.nan)
-    p_star = bench.target(TARGET)
+    p_star = config.p_star(TARGET)
     ebm = bench.model_zone_weights(run.log_density, config, TARGET, run.device)
     generator = make_generator(config.seed, config.device, "table3")
     bank = run.history.final_chains
@@ -151,7 +170,7 @@ def latent_chains(run: Run, config: Config) -> Tensor:
     """Latent positions (fig5_steps + 1, 4, 2) of four NT-EBM chains on the trained model, one started in each
     zone when the final bank has a state there (paper Figure 5); randomness from the seed's "figure5" stream."""
     bank = run.history.final_chains
-    zones = bench.target(TARGET).assign_mode(run.method.positions(bank).cpu()).to(bank.device)
+    zones = config.p_star(TARGET).assign_mode(run.method.positions(bank).cpu()).to(bank.device)
     starts = torch.stack([bank[zones == k][0] if (zones == k).any() else bank[k] for k in range(4)])
     generator = make_generator(config.seed, config.device, "figure5")
     _, path, _ = run_chains(run.method.kernel(), starts, config.fig5_steps, generator, record=True)
@@ -163,7 +182,7 @@ def numbers(runs: dict[str, Run], config: Config, paths: Tensor) -> dict[str, fl
     each method's flow against p* ("flow"), the most zones a Figure 5 chain visits (NaN if NT-EBM diverged) and
     NT-EBM's final step."""
     values = {}
-    p_star = bench.target(TARGET)
+    p_star = config.p_star(TARGET)
     for m, run in runs.items():
         values.update({table3_key(m, c): v for c, v in table3_row(run, config).items()})
         values[table3_key(m, "diverged_at")] = bench.diverged_at(run)
@@ -173,7 +192,7 @@ def numbers(runs: dict[str, Run], config: Config, paths: Tensor) -> dict[str, fl
     flow = runs["ntebm"].method.flow
     with torch.no_grad():
         x = flow.from_latent(paths.flatten(0, 1).to(next(flow.parameters()).device))[0].cpu().view(paths.shape)
-    zones = bench.target(TARGET).assign_mode(x.flatten(0, 1)).view(paths.shape[:2])
+    zones = p_star.assign_mode(x.flatten(0, 1)).view(paths.shape[:2])
     visited = [len(torch.unique(zones[:, i])) for i in range(zones.shape[1])]
     stopped = runs["ntebm"].divergence is not None  # a diverged NT-EBM's chains say nothing about its mixing
     values[figure5_key("max_zones_visited")] = math.nan if stopped else max(visited)
@@ -186,12 +205,15 @@ def seconds(runs: dict[str, Run]) -> dict[str, float]:
     return {table3_key(m, "seconds"): run.seconds for m, run in runs.items()}
 
 
-def table3(values: dict[str, float]) -> pd.DataFrame:
-    """Paper Table 3 beside ours (rows in the paper's order)."""
+def table3(values: dict[str, float], config: Config) -> pd.DataFrame:
+    """Paper Table 3 beside ours (rows in the paper's order); the paper's column only for the paper's weights."""
     def ours(m: str, c: str) -> str:
         return bench.table_cell(values[table3_key(m, c)], values[table3_key(m, "diverged_at")], ".2e")
 
-    return pd.DataFrame({label(m): {(text, source): (f"{PAPER_TABLE3[m][c]:.2e}" if source == "paper" else ours(m, c))
+    def paper(m: str, c: str) -> str:
+        return f"{PAPER_TABLE3[m][c]:.2e}" if config.paper_target else "not run in the paper"
+
+    return pd.DataFrame({label(m): {(text, source): (paper(m, c) if source == "paper" else ours(m, c))
                                     for c, text in COLUMNS.items() for source in ("paper", "ours")}
                          for m in PAPER_TABLE3}).T
 
@@ -210,7 +232,7 @@ def figure3(runs: dict[str, Run], config: Config):
 
 def figure4(config: Config):
     """Figure 4: the zone partition (nearest mean: boundaries x1 = -2, 0, 2) over p*'s level lines."""
-    p_star, box = bench.target(TARGET), bench.grid(config, TARGET)
+    p_star, box = config.p_star(TARGET), bench.grid(config, TARGET)
     zones = p_star.assign_mode(box.points).reshape(box.n, box.n).T.numpy()
     fig, ax = plt.subplots(figsize=(4.6, 3.6), layout="constrained")
     colors = ListedColormap(["#a6cee3", "#b2df8a", "#fb9a99", "#fdbf6f"])
@@ -219,7 +241,7 @@ def figure4(config: Config):
     levels = p_star.log_prob(box.points).reshape(box.n, box.n).T.numpy()
     ax.contour(axis, axis, levels, levels=[-12, -8, -4, -2, 0], colors="k", linewidths=0.7)
     for k, (mean, weight) in enumerate(zip(p_star.means, p_star.weights)):
-        ax.text(float(mean[0]), 1.2, f"zone {k + 1}\nw = {weight:.1f}", ha="center", fontsize="small")
+        ax.text(float(mean[0]), 1.2, f"zone {k + 1}\nw = {weight:.3g}", ha="center", fontsize="small")
     ax.set(xlabel="$x_1$", ylabel="$x_2$", title="zones and level lines of log p*")
     return fig
 
@@ -241,3 +263,9 @@ def figure5(run: Run, paths: Tensor, n: int = 160):
     ax.set_xlim(-limit, limit)
     ax.set_ylim(-limit, limit)
     return fig
+
+
+def target_markdown(config: Config) -> str:
+    """This run's mode weights, and whether the paper ran them."""
+    return target_note(f"weights $w = ({', '.join(f'{w:.3g}' for w in config.weights)})$",
+                       None if config.paper_target else "w = (0.1, 0.2, 0.3, 0.4)")
