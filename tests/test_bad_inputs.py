@@ -757,7 +757,7 @@ def test_cli_a_failure_after_the_notebook_ran_is_one_line_with_status_1(no_work,
 def test_cli_an_unexpected_failure_of_a_command_is_one_line_with_status_1(no_work, capsys, monkeypatch):
     from ebmflow.book import report
 
-    monkeypatch.setattr(report, "load_glued", _spy_error(RuntimeError("the disk went away")))
+    monkeypatch.setattr(report, "load_glued_by_seed", _spy_error(RuntimeError("the disk went away")))
     assert main(["report"]) == 1
     err = capsys.readouterr().err
     _sentence(err)

@@ -8,7 +8,7 @@ import pytest
 from ebmflow.book import chapters
 from ebmflow.book.chapters import Chapter
 from ebmflow.book.cli import main
-from ebmflow.book.report import VERDICTS, load_glued, verdict_rows
+from ebmflow.book.report import VERDICTS, load_glued_by_seed, verdict_rows
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -99,6 +99,6 @@ def test_list_columns_stay_aligned_whatever_the_name_lengths(capsys, monkeypatch
 def test_report_prints_one_verdict_per_row(capsys):
     assert main(["report"]) == 0
     out = capsys.readouterr().out
-    rows = verdict_rows(load_glued())
+    rows = verdict_rows(load_glued_by_seed())
     assert out.count("->") == len(rows)
     assert all(row["verdict"] in VERDICTS for row in rows)

@@ -63,20 +63,23 @@ def _read_checked(name: str, warn: Callable[[str], None] | None = None) -> dict[
 
 def load_glued(chapters: list[str] | None = None, warn: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Glued values of the executed chapters (committed notebooks in book/), merged by key; ``warn`` gets one line
-    per non-finite value a claim reads."""
+    per non-finite value a claim reads. By default the copies of a chapter at another profile are left out: their
+    keys are their source's (``load_glued_by_seed`` keeps every page apart)."""
     values: dict[str, Any] = {}
-    for name in chapters or list(CHAPTERS):
+    for name in chapters or [name for name, chapter in CHAPTERS.items() if not chapter.copy_of]:
         _check_chapter(name)
         if CHAPTERS[name].notebook.exists():
             values.update(_read_checked(name, warn))
     return values
 
 
-def load_glued_by_seed(chapters: list[str] | None = None) -> dict[str, list[dict[str, Any]]]:
-    """The glued values of each experiment chapter, one dict per seed (today: the committed notebook, one seed)."""
+def load_glued_by_seed(chapters: list[str] | None = None,
+                       warn: Callable[[str], None] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """The glued values of each experiment chapter, one dict per seed (today: the committed notebook, one seed); a
+    copy of a chapter at another profile is a chapter of its own here (its claims read its own values)."""
     for name in chapters or []:
         _check_chapter(name)
-    return {name: [_read_checked(name)] for name in chapters or list(CHAPTERS)
+    return {name: [_read_checked(name, warn)] for name in chapters or list(CHAPTERS)
             if not CHAPTERS[name].summary and CHAPTERS[name].notebook.exists()}
 
 
@@ -87,11 +90,12 @@ def _check_chapter(name: str) -> None:
 
 def by_seed(glued: Glued | GluedBySeed) -> dict[str, list[Glued]]:
     """``glued`` as {chapter: [one glued mapping per seed]}. A flat mapping of glued values (no value is a
-    list of mappings) is one seed of every chapter."""
+    list of mappings) is one seed of every chapter but the copies at another profile (their keys are their
+    source's: a flat mapping cannot hold both)."""
     values = list(glued.values())
     if values and all(isinstance(v, (list, tuple)) and all(isinstance(s, Mapping) for s in v) for v in values):
         return {chapter: list(seeds) for chapter, seeds in glued.items()}
-    return {chapter: [glued] for chapter in CHAPTERS}
+    return {name: [glued] for name, chapter in CHAPTERS.items() if not chapter.copy_of}
 
 
 # --- our numbers over seeds --------------------------------------------------------------------------------
@@ -478,7 +482,7 @@ def runtime_markdown() -> str:
     profiles = ["smoke", "cpu", "paper"]
     lines = ["| chapter | " + " | ".join(profiles) + " |", "|---|" + "---|" * len(profiles)]
     for chapter in CHAPTERS.values():
-        if chapter.summary:
+        if chapter.summary or chapter.copy_of:  # a copy's runtime is its source's at the copy's profile
             continue
         cells = [_duration(runtimes.get(chapter.name, {}).get(p)) for p in profiles]
         lines.append(f"| {{doc}}`{chapter.name}` | " + " | ".join(cells) + " |")
@@ -495,6 +499,6 @@ def choices_by_chapter_markdown() -> str:
     """Every chapter's choices where the paper is silent, under a link to the chapter."""
     parts = []
     for chapter in CHAPTERS.values():
-        if chapter.choices:
+        if chapter.choices and not chapter.copy_of:
             parts.append(f"**{{doc}}`{chapter.name}`**\n\n" + "\n".join(f"- {c}" for c in chapter.choices))
     return "\n\n".join(parts)
