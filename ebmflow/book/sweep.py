@@ -149,10 +149,14 @@ def book_specs(profile: str, seeds: Sequence[int] | None = None,
                parameters: dict[str, Any] | None = None) -> list[RunSpec]:
     """Every experiment chapter × its default seeds (or ``seeds``); the first seed is the book's copy. At the book's
     own profile (``BOOK_PROFILE``), a copy of a chapter at another profile (chapter 01 at the paper's settings) is
-    one more run: its first seed, at its profile, written to its page."""
+    one more run: its first seed, at its profile, written to its page. A summary page's module may declare the
+    runs it reads (``book_runs(profile)``: the ratio sweep's runs of chapter 01); they are scheduled too."""
     specs = []
     for chapter in CHAPTERS.values():
         if chapter.summary:
+            for name, page_seeds, page_parameters in getattr(chapter.module, "book_runs", lambda _: [])(profile):
+                specs += [_spec(name, profile, seed, {**page_parameters, **(parameters or {})}, False)
+                          for seed in page_seeds]
             continue
         if chapter.copy_of:
             if profile == BOOK_PROFILE:
