@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PROFILE ?= cpu
 STAMP := $(VENV)/.installed
 
-.PHONY: install book html test test-fast chapter sweep ratio-sweep clean bench
+.PHONY: install book html test test-fast chapter sweep ratio-sweep clean bench bench-peer
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,5 +49,12 @@ test-fast: $(STAMP)
 clean:
 	rm -rf _build book/figures
 
+# make bench: our kernels alone (results/ours.json, the MALA profile); make bench-peer: flowMC (JAX, CPU) installed
+# into its own environment benchmarks/.venv-peer, and both sides measured alternately (results/side_by_side.json)
 bench: $(STAMP)
-	$(PY) benchmarks/bench_iteration.py
+	$(PY) benchmarks/bench.py
+
+bench-peer: $(STAMP)
+	test -x benchmarks/.venv-peer/bin/python || $(PYTHON) -m venv benchmarks/.venv-peer
+	benchmarks/.venv-peer/bin/python -m pip install -q -r benchmarks/requirements-peer.txt
+	$(PY) benchmarks/side_by_side.py --peer-python benchmarks/.venv-peer/bin/python

@@ -318,7 +318,18 @@ def fit_ebm(data: Tensor, energy: nn.Module, method: Method, *, epochs: int, bat
             loss.backward()
         optimizer.step()
         method.after_ebm_step()
-        update_stats = method.update(negatives)
+        # the iteration's energies and negatives are checked before the method trains on them (a flow fitted to
+        # negatives far outside its support would fail, or turn NaN); a failure of that step is a divergence too
+        diverged = divergence.check(history.iterations + 1, energy_pos.item(), energy_neg.item(), negatives)
+        if diverged is not None and not math.isfinite(energy_pos.item()):
+            diverged = _data_at_fault(diverged, positives) or diverged
+        update_stats = {}
+        if diverged is None:
+            try:
+                update_stats = method.update(negatives)
+            except InputError as error:  # the negatives are finite (checked): the method cannot fit them
+                diverged = Divergence(history.iterations + 1, f"{method.label}'s own update", math.nan,
+                                      " ".join(str(error).split()))
         with warnings.catch_warnings():  # a frozen network's optimizer (CoopFlow) is not stepped: its lr still decays
             warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
             for scheduler in schedulers:
@@ -330,10 +341,6 @@ def fit_ebm(data: Tensor, energy: nn.Module, method: Method, *, epochs: int, bat
         if history.iterations % 50 == 0:
             bar.set_postfix(energy_data=history.steps["energy_pos"][-1], energy_neg=history.steps["energy_neg"][-1],
                             **{k: f"{history.steps[k][-1]:.2f}" for k in ("global_acceptance",) if k in history.steps})
-        diverged = divergence.check(history.iterations, history.steps["energy_pos"][-1],
-                                    history.steps["energy_neg"][-1], negatives)
-        if diverged is not None and not math.isfinite(history.steps["energy_pos"][-1]):
-            diverged = _data_at_fault(diverged, positives) or diverged
         if diverged is not None:
             history.divergence = diverged
             break

@@ -543,16 +543,16 @@ CONFIG_CASES += [
     ("05_images", "dataset mnist", dict(dataset="mnist"), ("dataset", "mnist")),
     ("05_images", "cifar10 missing", dict(dataset="cifar10", data_root="/nonexistent/cifar"),
      ("data_root", "/nonexistent/cifar", "data_batch_1")),
-    ("06_class_weights", "class 11", dict(classes="0,1,11"), ("classes", "0,1,11")),
-    ("06_class_weights", "classes as words", dict(classes="a,b,c"), ("classes", "a,b,c")),
-    ("06_class_weights", "proportions sum 1.1", dict(proportions="0.5,0.5,0.1"), ("proportions", "1.1")),
-    ("06_class_weights", "one proportion short", dict(proportions="0.5,0.5"), ("proportions", "0.5,0.5")),
-    ("06_class_weights", "repeated class", dict(classes="1,1,7"), ("classes", "1,1,7")),
+    ("06_class_weights", "class 11", dict(classes=(0, 1, 11)), ("classes", "11")),
+    ("06_class_weights", "classes as words", dict(classes=("a", "b", "c")), ("classes", "a")),
+    ("06_class_weights", "proportions sum 1.1", dict(proportions=(0.5, 0.5, 0.1)), ("proportions", "1.1")),
+    ("06_class_weights", "one proportion short", dict(proportions=(0.5, 0.5)), ("proportions", "0.5, 0.5")),
+    ("06_class_weights", "repeated class", dict(classes=(1, 1, 7)), ("classes", "1, 1, 7")),
     ("06_class_weights", "measure_schedule LL", dict(measure_schedule="LL"), ("schedule", "LL")),
     ("06_class_weights", "confidence 1", dict(confidence=1.0), ("confidence", "1.0")),
-    ("07_mode_weights", "weights sum 0.9", dict(weights="0.1,0.2,0.3,0.3"), ("weights", "0.9")),
-    ("07_mode_weights", "three weights", dict(weights="0.2,0.3,0.5"), ("weights", "0.2,0.3,0.5")),
-    ("07_mode_weights", "odd dimension", dict(dims="3"), ("dims", "3")),
+    ("07_mode_weights", "weights sum 0.9", dict(weights=(0.1, 0.2, 0.3, 0.3)), ("weights", "0.9")),
+    ("07_mode_weights", "three weights", dict(weights=(0.2, 0.3, 0.5)), ("weights", "3 numbers")),
+    ("07_mode_weights", "odd dimension", dict(dims=(3,)), ("dims", "3")),
     ("07_mode_weights", "window 2", dict(window=2.0), ("window", "2.0")),
     ("07_mode_weights", "ebm_average 1", dict(ebm_average=1.0), ("ebm_average", "1.0")),
 ]
@@ -676,7 +676,7 @@ def _cli_cases(tmp: Path) -> list[tuple[str, list[str], tuple[str, ...]]]:
         ("sweep -p epoch=3", ["sweep", "01_motivating_example", "--inline", "-p", "epoch=3"], ("epoch",)),
         ("reproduce -p epochs=0", ["reproduce", "--inline", "-p", "epochs=0"], ("epochs", "0")),
         ("reproduce --seeds x", ["reproduce", "--inline", "--seeds", "x"], ("--seeds", "'x'")),
-        ("06 class 11", ["run", "06_class_weights", "-p", "classes=0,1,11"], ("classes", "0,1,11")),
+        ("06 class 11", ["run", "06_class_weights", "-p", "classes=0,1,11"], ("classes", "0, 1, 11")),
         ("06 proportions sum 1.1", ["run", "06_class_weights", "-p", "proportions=0.5,0.5,0.1"],
          ("proportions", "1.1")),
         ("07 weights sum 0.9", ["run", "07_mode_weights", "-p", "weights=0.1,0.2,0.3,0.3"], ("weights", "0.9")),
@@ -757,7 +757,7 @@ def test_cli_a_failure_after_the_notebook_ran_is_one_line_with_status_1(no_work,
 def test_cli_an_unexpected_failure_of_a_command_is_one_line_with_status_1(no_work, capsys, monkeypatch):
     from ebmflow.book import report
 
-    monkeypatch.setattr(report, "load_glued", _spy_error(RuntimeError("the disk went away")))
+    monkeypatch.setattr(report, "load_evidence", _spy_error(RuntimeError("the disk went away")))
     assert main(["report"]) == 1
     err = capsys.readouterr().err
     _sentence(err)

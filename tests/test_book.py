@@ -43,7 +43,11 @@ def built_book(tmp_path_factory) -> Path:
 def toc_pages() -> list[str]:
     """Every page of the table of contents (root first), as paths relative to the book without suffix."""
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    return [toc["root"]] + [entry["file"] for entry in toc["chapters"]]
+
+    def files(entries: list[dict]) -> list[str]:  # entries and their sections, in order
+        return [page for entry in entries for page in [entry["file"], *files(entry.get("sections", []))]]
+
+    return [toc["root"]] + files(toc["chapters"])
 
 
 @pytest.mark.slow

@@ -141,11 +141,11 @@ def test_the_average_changes_what_is_reported_not_what_is_trained():
 
 def test_config_checks_dimensions_and_weights():
     with pytest.raises(ConfigError, match="dims"):
-        resolve_config(chapter.Config, chapter.PROFILES, "smoke", dims="8,7")
+        resolve_config(chapter.Config, chapter.PROFILES, "smoke", dims=(8, 7))
     with pytest.raises(ConfigError, match="weights"):
-        resolve_config(chapter.Config, chapter.PROFILES, "smoke", weights="0.5,0.5")
+        resolve_config(chapter.Config, chapter.PROFILES, "smoke", weights=(0.5, 0.5))
     config = resolve_config(chapter.Config, chapter.PROFILES, "cpu")
-    assert config.dimensions == chapter.DIMS and config.mode_weights == WEIGHTS
+    assert config.dims == chapter.DIMS and config.weights == WEIGHTS
 
 
 def _glued(maxerr):

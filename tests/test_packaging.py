@@ -6,6 +6,7 @@ import ast
 import functools
 import importlib.metadata
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -214,9 +215,12 @@ def test_the_wheel_installs_into_a_fresh_environment_and_every_module_imports(tm
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     site_packages = next(venv.glob("lib/python*/site-packages"))
     here = next(p for p in map(Path, sys.path) if p.name == "site-packages" and (p / "torch").exists())
-    (site_packages / "environment.pth").write_text(f"{here}\n")  # a path line: its .pth files are not run
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # nothing of this checkout visible to pip
     subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q",
-                    "--no-deps", "--no-index", str(wheel)], check=True, capture_output=True, timeout=120)
+                    "--no-deps", "--no-index", str(wheel)], check=True, capture_output=True, timeout=120,
+                   cwd=tmp_path, env=clean)
+    # after the install (else pip finds this checkout's editable ebmflow through it and installs nothing):
+    (site_packages / "environment.pth").write_text(f"{here}\n")  # a path line: its .pth files are not run
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MPLCONFIGDIR": str(tmp_path / "mpl")}
     imported = import_every_module(str(venv / "bin" / "python"), env=env)
     assert imported["failed"] == {}

@@ -162,6 +162,68 @@ def test_a_run_commits_notebook_figures_record_and_runtime(template, book):
     assert snapshot(book / "figures") == before and (book / "runtimes.json").read_bytes() == runtimes
 
 
+def _register_copy(book: Path, monkeypatch) -> "_fake_chapter.FakeChapter":
+    """The fake chapter's copy at the paper profile (as chapter 01's paper page), its page in tmp/book."""
+    copy = _fake_chapter.FakeChapter(f"{_fake_chapter.NAME}_paper", "the fake chapter at the paper profile",
+                                     _fake_chapter, copy_of=_fake_chapter.NAME, book_profile="paper",
+                                     source=book / f"{_fake_chapter.NAME}_paper.ipynb")
+    monkeypatch.setitem(chapters.CHAPTERS, copy.name, copy)
+    return copy
+
+
+def test_a_copys_page_is_run_at_its_profile_whichever_way_it_is_named(book, monkeypatch):
+    copy = _register_copy(book, monkeypatch)
+    assert copy.source_notebook == chapters.CHAPTERS[_fake_chapter.NAME].notebook
+    chapter, _, _, output = runner.check_run(_fake_chapter.NAME, "paper", {}, copy.notebook)  # --output its page
+    assert (chapter.name, output) == (copy.name, copy.notebook)
+    assert runner.check_run(copy.name, "paper")[0] is copy
+    for name, output in ((copy.name, None), (_fake_chapter.NAME, copy.notebook)):
+        with pytest.raises(ConfigError, match=f"is chapter {_fake_chapter.NAME} at the paper profile: run it with "
+                                              f"--profile paper"):
+            runner.check_run(name, "smoke", {}, output)
+    assert runner.check_run(copy.name, "smoke", {}, book / "elsewhere.ipynb")[0] is copy  # not its page: any profile
+    runner.RUNTIMES_FILE.write_text(json.dumps({_fake_chapter.NAME: {"paper": 26.0}}))
+    config, _ = runner.normalized_overrides(copy, "paper", {})
+    assert runner.estimate_seconds(copy, "paper", config)[0] == 26.0  # its source's runtime at its profile
+
+
+@pytest.mark.slow
+def test_a_copys_page_names_its_profile_and_keeps_figures_records_runtimes_apart(template, book, monkeypatch):
+    copy = _register_copy(book, monkeypatch)
+    result = runner.run_chapter(_fake_chapter.NAME, "paper", output=copy.notebook, progress=False, echo=None)
+    import nbformat
+
+    notebook = nbformat.read(copy.notebook, as_version=4)
+    assert notebook.metadata["ebmflow"]["chapter"] == copy.name and notebook.metadata["ebmflow"]["profile"] == "paper"
+    assert notebook.cells[0].source.startswith("# A fake chapter (paper profile)\n\n*This page is {doc}`chapter zz "
+                                               "<zz_fake>` executed at the `paper` profile")
+    assert sorted(p.name for p in (book / "figures").iterdir()) == [
+        "figa.pdf", "figa.png", "figa_paper.pdf", "figa_paper.png", "figb.pdf", "figb.png", "figb_paper.pdf",
+        "figb_paper.png"]  # beside the source's own (copied from the template's book)
+    assert result.record_path == book.parent / "results" / "paper" / _fake_chapter.NAME / "seed0-default.json"
+    assert json.loads(result.record_path.read_text())["chapter"] == _fake_chapter.NAME
+    assert set(json.loads(runner.RUNTIMES_FILE.read_text())[_fake_chapter.NAME]) >= {"smoke", "paper"}
+    assert not [p for p in book.iterdir() if p.name.startswith(".")], "no temporary or checkpoint left"
+
+
+def test_a_relative_output_keeps_figures_and_checkpoints_beside_it(book, monkeypatch, tmp_path):
+    """The kernel runs in book/: the folders it is given are absolute, whatever the current folder."""
+    import papermill
+
+    seen = {}
+
+    def execute_notebook(source, output, **kwargs):
+        seen.update(figures=os.environ["EBMFLOW_FIGURE_DIR"], checkpoints=os.environ["EBMFLOW_CHECKPOINT_DIR"])
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute_notebook)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(runner.RunError):
+        runner.run_chapter(_fake_chapter.NAME, "smoke", output=Path("out") / "x.ipynb", progress=False, echo=None)
+    assert Path(seen["figures"]).is_absolute() and Path(seen["figures"]).parent == tmp_path / "out"
+    assert Path(seen["checkpoints"]) == tmp_path / "out" / ".x.checkpoints"
+
+
 def cli(book: Path, *args: str, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(FAKE), str(book), *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True, **kwargs)

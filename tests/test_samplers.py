@@ -219,9 +219,6 @@ def test_flowmc_carries_the_adapted_mala_step_across_global_moves(global_move):
     assert state.step_size is not None and state.step_size != 0.1
 
 
-@pytest.mark.xfail(strict=True, raises=(RuntimeError, AssertionError), reason=(
-    "sampler bug: run_chains(record=True) with n_steps=0 calls torch.stack([]) (RuntimeError) instead of returning "
-    "an empty (0, n, d) trajectory, and a negative n_steps is silently taken as 0 instead of an InputError"))
 def test_run_chains_with_no_step_and_a_negative_number_of_steps():
     kernel = mala(gaussian_log_density, 0.1)
     state, trajectory, infos = run_chains(kernel, torch.zeros(3, 2), 0, gen(16), record=True)

@@ -15,7 +15,8 @@ from ebmflow.checks import InputError
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _fake_chapter  # noqa: E402
 
-EXPERIMENTS = [c for c in chapters.CHAPTERS.values() if not c.summary]
+EXPERIMENTS = [c for c in chapters.CHAPTERS.values() if not c.summary and not c.copy_of]
+COPIES = [c for c in chapters.CHAPTERS.values() if c.copy_of]
 
 
 @pytest.fixture
@@ -44,6 +45,15 @@ def test_book_runs_every_chapter_over_its_default_seeds_first_seed_is_the_book_c
     assert [s.book_copy for s in specs] == [True] + [False] * (len(specs) - 1)
     assert specs[0].key == f"seed{specs[0].seed}-default"
     assert specs[0].record_path() == results / "smoke" / chapter.name / f"{specs[0].key}.json"
+
+
+@pytest.mark.parametrize("chapter", COPIES, ids=lambda c: c.name)
+def test_the_book_at_its_profile_runs_a_copy_once_at_the_copys_profile(chapter, results):
+    [spec] = [s for s in sweep.book_specs(chapters.BOOK_PROFILE) if s.chapter == chapter.name]
+    assert (spec.profile, spec.seed, spec.book_copy) == (chapter.book_profile, sweep.default_seeds(chapter)[0], True)
+    assert spec.record_path() == results / chapter.book_profile / chapter.copy_of / f"{spec.key}.json"
+    assert spec.run_dir() == results / chapter.book_profile / chapter.copy_of / spec.key
+    assert not [s for s in sweep.book_specs("smoke") if s.chapter == chapter.name], "only at the book's profile"
 
 
 def test_overrides_equal_to_the_profile_do_not_change_the_key(results):

@@ -107,6 +107,37 @@ def test_a_divergence_is_recorded_with_its_iteration_quantity_and_cause_and_trai
     assert run.history.final_chains.shape == (32, 2)
 
 
+class FailingUpdate(Exploding):
+    """The method's own update refuses the negatives from the ``at``-th iteration on (a flow fitted to negatives
+    outside its support); ``updated`` counts the updates that ran."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.updated = 0
+
+    def sample(self, chains, generator):
+        return Independent.sample(self, chains, generator)
+
+    def update(self, negatives):
+        if self.updated + 1 >= self.at:
+            raise InputError("the flow's negative log-likelihood is inf on finite samples")
+        self.updated += 1
+        return {}
+
+
+def test_a_failure_of_the_methods_own_update_is_a_divergence_and_a_diverged_iteration_trains_no_flow():
+    run = train(FailingUpdate(lr=1e-2), gaussian_data(2), energy=ToyEnergy(2, generator=gen()),
+                base=DiagonalGaussian(2), seed=0, epochs=2, batch_size=16, n_persistent=32)
+    assert run.divergence.iteration == 3 and "own update" in run.divergence.quantity
+    assert "negative log-likelihood is inf" in run.divergence.cause and run.history.iterations == 3
+    exploding = Exploding(lr=1e-2)
+    updates = []
+    exploding.update = lambda negatives: updates.append(bool(negatives.isfinite().all())) or {}
+    run = train(exploding, gaussian_data(2), energy=ToyEnergy(2, generator=gen()), base=DiagonalGaussian(2), seed=0,
+                epochs=2, batch_size=16, n_persistent=32)
+    assert run.divergence.iteration == 3 and updates == [True, True]  # never on the NaN negatives
+
+
 def test_energy_gap_and_box_divergences_through_training():
     gap = train_small(build("ula"), divergence=DivergenceRule(max_energy_gap=1e-9)).divergence
     assert gap.iteration == 2 and gap.quantity.startswith("energy gap")  # E = 0 exactly at iteration 1

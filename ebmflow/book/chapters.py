@@ -11,10 +11,11 @@ from ..experiments import (class_weights, extended, high_dim, images, mode_weigh
 from .claims import PaperItem
 from .config import ConfigError, check_namespace, parameters_cell, resolve_config
 
-__all__ = ["SummaryConfig", "Chapter", "CHAPTERS", "BOOK_DIR", "get_chapter", "chapter_config", "choices_markdown",
-           "paper_items", "sync_parameters_cells"]
+__all__ = ["SummaryConfig", "Chapter", "CHAPTERS", "BOOK_DIR", "BOOK_PROFILE", "get_chapter", "chapter_config",
+           "choices_markdown", "paper_items", "sync_parameters_cells"]
 
 BOOK_DIR = Path(__file__).resolve().parent.parent.parent / "book"
+BOOK_PROFILE = "cpu"  # the profile the book's chapters are committed at (a copy of a chapter may name another)
 
 
 @dataclass(frozen=True)
@@ -31,14 +32,32 @@ class _Summary:
 
 @dataclass(frozen=True)
 class Chapter:
+    """A page of the book. A copy (``copy_of``) is another chapter's notebook executed at ``book_profile``
+    (chapter 01 at the paper's settings): it shares that chapter's module, records and runtimes, and its paper
+    items are its own ("Figure 1 (paper profile)"), judged on its own glued values."""
+
     name: str  # notebook stem in book/
     title: str
     module: Any  # the experiment module: Config, PROFILES, CHOICES, ITEMS (paper items and their claims)
     summary: bool = False  # summary pages run after every experiment chapter
+    copy_of: str = ""  # the chapter whose notebook this page is, executed at book_profile ("": its own notebook)
+    book_profile: str = BOOK_PROFILE  # the profile its committed notebook is executed at
 
     @property
     def notebook(self) -> Path:
+        """The executed notebook the book shows (book/NAME.ipynb)."""
         return BOOK_DIR / f"{self.name}.ipynb"
+
+    @property
+    def source_notebook(self) -> Path:
+        """The notebook papermill executes: the chapter's own, or the one it is a copy of."""
+        return CHAPTERS[self.copy_of].notebook if self.copy_of else self.notebook
+
+    @property
+    def experiment(self) -> str:
+        """The chapter whose experiment runs: itself, or the one it is a copy of (records and runtimes are kept
+        under that name, by profile)."""
+        return self.copy_of or self.name
 
     @property
     def config_cls(self) -> type:
@@ -54,7 +73,12 @@ class Chapter:
 
     @property
     def items(self) -> tuple[PaperItem, ...]:
-        return self.module.ITEMS
+        """The paper items the chapter rebuilds; a copy's are its source's, named with its profile
+        ("Figure 1 (paper profile)") and judged on the copy's own glued values."""
+        if not self.copy_of:
+            return self.module.ITEMS
+        return tuple(dataclasses.replace(item, item=f"{item.item} ({self.book_profile} profile)", chapter=self.name)
+                     for item in self.module.ITEMS if item.chapter == self.copy_of)
 
     def validate(self, config: Any) -> Any:
         """The chapter module's ``validate(config)``: every cross-parameter check (the methods built, the derived
@@ -72,6 +96,8 @@ class Chapter:
 
 CHAPTERS: dict[str, Chapter] = {c.name: c for c in [
     Chapter("01_motivating_example", "Figure 1: mode weights on a 2:1 mixture", motivating),
+    Chapter("01_motivating_example_paper", "Figure 1 at the paper profile: the paper's 75 epochs", motivating,
+            copy_of="01_motivating_example", book_profile="paper"),
     Chapter("02_toy_benchmarks", "Figure 2, Tables 1 and 5: 8 Gaussians and Rings, four methods", toy_benchmarks),
     Chapter("03_extended_example", "Figures 3-5, Tables 3 and 4: relative weights of four modes", extended),
     Chapter("04_high_dim_mixture", "Table 2 and Figure 6: R-hat on a 4-mode mixture in 16-64 dimensions", high_dim),

@@ -123,6 +123,9 @@ def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
 def _list(_: argparse.Namespace) -> int:
     for chapter in CHAPTERS.values():
         print(f"{chapter.name}: {chapter.title}")
+        if chapter.copy_of:
+            print(f"  (chapter {chapter.copy_of} at profile {chapter.book_profile}: its parameters)")
+            continue
         rows = parameter_table(chapter.config_cls, chapter.profiles)
         if not rows:
             print("  (no parameters: reads what the chapters stored)")
@@ -144,6 +147,8 @@ def _run(args: argparse.Namespace) -> int:
     from .runner import RunError, checkpoint_dir_for, check_run, run_chapter
 
     parameters = _absolute_paths(Path(args.chapter).stem, _parameters(args))
+    if args.profile is None:  # the profile of the chapter's page: cpu, or a copy's own (01_motivating_example_paper)
+        args.profile = CHAPTERS[args.chapter].book_profile if args.chapter in CHAPTERS else "cpu"
     output = check_run(args.chapter, args.profile, parameters, args.output)[3]
     try:
         result = run_chapter(args.chapter, args.profile, parameters, args.output, resume=args.resume,
@@ -214,6 +219,41 @@ def _reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_paper(args: argparse.Namespace) -> int:
+    """Each chapter's paper configuration for a few iterations, in a fresh process per chapter (its peak memory)."""
+    from ..checks import check_int
+    from .paper_check import PIPELINES, check_in_subprocess, format_check, pipeline_for
+
+    names = args.chapter or list(PIPELINES)
+    for name in names:
+        pipeline_for(name)  # an unknown chapter or one without training: one line, before any work
+    check_int("--iterations", args.iterations)
+    check_int("--threads", args.threads)
+    parameters = {**dict(_parse_assignment(text) for text in args.parameter),
+                  **({"data_root": str(args.data_root)} if args.data_root else {})}
+    failed = []
+    for name in names:
+        print(f"checking {name} at profile {args.profile} ({args.iterations} iterations of every method)...",
+              flush=True)
+        try:
+            check = check_in_subprocess(name, iterations=args.iterations, profile=args.profile,
+                                        evaluations=args.evaluations, parameters=parameters, cut=not args.exact,
+                                        threads=args.threads)
+        except RuntimeError as error:
+            from .runner import write_log
+
+            log = write_log(name, str(error))
+            print(f"ebmflow: error: the {args.profile} configuration of {name} did not start or failed (traceback: "
+                  f"{log})", file=sys.stderr, flush=True)
+            failed.append(name)
+            continue
+        print(format_check(check), flush=True)
+    if failed:
+        print(f"ebmflow: error: {len(failed)} of {len(names)} chapters failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _report(_: argparse.Namespace) -> int:
     from .report import VERDICTS, load_evidence, verdict_rows
 
@@ -237,8 +277,10 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="chapters and their parameters per profile").set_defaults(func=_list)
 
-    def knobs(sub: argparse.ArgumentParser, seed: bool) -> None:
-        sub.add_argument("--profile", default="cpu", choices=PROFILES, help="preset (default: cpu)")
+    def knobs(sub: argparse.ArgumentParser, seed: bool, profile: str | None = "cpu") -> None:
+        sub.add_argument("--profile", default=profile, choices=PROFILES,
+                         help="preset (default: cpu" + ("; a copy of a chapter: its own, e.g. paper)" if profile is None
+                                                        else ")"))
         sub.add_argument("-p", dest="parameter", action="append", default=[], metavar="NAME=VALUE",
                          help="override one chapter parameter (repeatable; `ebmflow list` names them)")
         sub.add_argument("--device", choices=DEVICES, default=None, help="the chapter's device parameter")
@@ -253,7 +295,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="execute one chapter with papermill (output: book/CHAPTER.ipynb)")
     run.add_argument("chapter")
-    knobs(run, seed=True)
+    knobs(run, seed=True, profile=None)
     run.add_argument("--output", type=Path, default=None, help="executed notebook (figures go beside it)")
     run.add_argument("--resume", action="store_true", help="continue the training runs from their checkpoints")
     run.set_defaults(func=_run)
@@ -276,6 +318,22 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("report", help="verdicts: the paper's numbers beside ours, from the executed chapters"
                         ).set_defaults(func=_report)
+
+    check = commands.add_parser("check-paper", help="does each chapter's paper configuration start? a few "
+                                "iterations of every method: time per iteration, peak memory, projected full run")
+    check.add_argument("chapter", nargs="*", help="chapters (default: every chapter that trains)")
+    check.add_argument("--iterations", type=int, default=2, help="training iterations per run (default 2)")
+    check.add_argument("--profile", default="paper", choices=PROFILES, help="preset (default: paper)")
+    check.add_argument("--data-root", type=Path, default=None, help="CIFAR-10 (chapter 05; default: the profile's "
+                       "data_root, else a generated stand-in of the real files)")
+    check.add_argument("--evaluations", default="cheap", choices=("none", "cheap", "all"),
+                       help="evaluations after training: cheap (default) skips the expensive ones")
+    check.add_argument("--exact", action="store_true", help="no CPU cut (chapter 05's batch of 128: about half an "
+                       "hour per iteration on one CPU thread)")
+    check.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    check.add_argument("-p", dest="parameter", action="append", default=[], metavar="NAME=VALUE",
+                       help="override one parameter of the profile (repeatable)")
+    check.set_defaults(func=_check_paper)
     return parser
 
 

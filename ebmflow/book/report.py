@@ -79,20 +79,23 @@ def _read_checked(name: str, warn: Callable[[str], None] | None = None) -> dict[
 
 def load_glued(chapters: list[str] | None = None, warn: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Glued values of the executed chapters (committed notebooks in book/), merged by key; ``warn`` gets one line
-    per non-finite value a claim reads."""
+    per non-finite value a claim reads. By default the copies of a chapter at another profile are left out: their
+    keys are their source's (``load_glued_by_seed`` keeps every page apart)."""
     values: dict[str, Any] = {}
-    for name in chapters or list(CHAPTERS):
+    for name in chapters or [name for name, chapter in CHAPTERS.items() if not chapter.copy_of]:
         _check_chapter(name)
         if CHAPTERS[name].notebook.exists():
             values.update(_read_checked(name, warn))
     return values
 
 
-def load_glued_by_seed(chapters: list[str] | None = None) -> dict[str, list[dict[str, Any]]]:
-    """The glued values of each experiment chapter's committed notebook (one seed per chapter)."""
+def load_glued_by_seed(chapters: list[str] | None = None,
+                       warn: Callable[[str], None] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """The glued values of each experiment chapter, one dict per seed (today: the committed notebook, one seed); a
+    copy of a chapter at another profile is a chapter of its own here (its claims read its own values)."""
     for name in chapters or []:
         _check_chapter(name)
-    return {name: [_read_checked(name)] for name in chapters or list(CHAPTERS)
+    return {name: [_read_checked(name, warn)] for name in chapters or list(CHAPTERS)
             if not CHAPTERS[name].summary and CHAPTERS[name].notebook.exists()}
 
 
@@ -203,45 +206,49 @@ def load_evidence(profile: str = "cpu", root: Path | None = None, chapters: Sequ
     """Per experiment chapter, the runs its verdicts rest on: the records of ``profile`` under ``root`` (default
     results/), chosen by ``_choose``; with none, the chapter's executed notebook in book/ (whatever its profile,
     which is then stated; read by ``load_glued``, ``warn`` getting its non-finite values); with neither, nothing
-    ("none")."""
+    ("none"). A copy of a chapter at another profile (``Chapter.copy_of``: chapter 01 at the paper profile) is
+    judged apart, on its source's records of the copy's own profile."""
     out = {}
     for name in chapters or [c.name for c in CHAPTERS.values() if not c.summary]:
         _check_chapter(name)
+        chapter = CHAPTERS[name]
         meta = _copy_metadata(name)
         copy = dict(copy_profile=meta.get("profile"), copy_seed=meta.get("seed"),
                     copy_parameters={k: v for k, v in (meta.get("parameters") or {}).items() if k != "seed"})
-        records, notes = _records_of(name, profile, root)
+        profile_here = chapter.book_profile if chapter.copy_of else profile
+        records, notes = _records_of(chapter.experiment, profile_here, root)
         chosen, more = _choose(records)
         notes += more
         if chosen:
             glued = tuple({**r.get("values", {}), **{k: _number_or_nan(v) for k, v in r["numbers"].items()}}
                           for r in chosen)
-            out[name] = Evidence(name, "records", profile, tuple(r["seed"] for r in chosen), glued,
+            out[name] = Evidence(name, "records", profile_here, tuple(r["seed"] for r in chosen), glued,
                                  tuple(sorted({str(r.get("ebmflow_version")) for r in chosen})),
                                  tuple(dict.fromkeys(str(r.get("commit")) for r in chosen if r.get("commit"))),
                                  notes=tuple(notes), **copy)
             continue
         values = load_glued([name], warn) if CHAPTERS[name].notebook.exists() else {}
         if values:
-            notes.append(f"no records at profile {profile}: one seed, from the book's page of the chapter")
+            notes.append(f"no records at profile {profile_here}: one seed, from the book's page of the chapter")
             out[name] = Evidence(name, "notebook", meta.get("profile") or "unknown", (meta.get("seed", 0),),
                                  (values,), (str(meta.get("ebmflow_version", "unknown")),), (), notes=tuple(notes),
                                  **copy)
         else:
-            notes.append(f"no records at profile {profile} and the book's page was not executed")
+            notes.append(f"no records at profile {profile_here} and the book's page was not executed")
             out[name] = Evidence(name, "none", notes=tuple(notes), **copy)
     return out
 
 
 def by_seed(glued: Glued | GluedBySeed | Mapping[str, Evidence]) -> dict[str, list[Glued]]:
     """``glued`` as {chapter: [one glued mapping per seed]}. Evidence gives its seeds; a flat mapping of glued
-    values (no value is a list of mappings) is one seed of every chapter."""
+    values (no value is a list of mappings) is one seed of every chapter but the copies at another profile (their
+    keys are their source's: a flat mapping cannot hold both)."""
     values = list(glued.values())
     if values and all(isinstance(v, Evidence) for v in values):
         return {chapter: list(evidence.glued) for chapter, evidence in glued.items()}
     if values and all(isinstance(v, (list, tuple)) and all(isinstance(s, Mapping) for s in v) for v in values):
         return {chapter: list(seeds) for chapter, seeds in glued.items()}
-    return {chapter: [glued] for chapter in CHAPTERS}
+    return {name: [glued] for name, chapter in CHAPTERS.items() if not chapter.copy_of}
 
 
 def check_seeds(claim: Claim, seeds: Sequence[Glued]) -> list[bool | None]:
@@ -694,8 +701,12 @@ def summary_keys() -> list[str]:
 def summaries(evidence: Mapping[str, Evidence]) -> dict[str, str]:
     """The text of every ``summary_keys()`` key from ``evidence`` ("—" where a chapter has no such number)."""
     out = {f"seeds_{name}": ev.seeds_text for name, ev in evidence.items()}
-    chapter_of = {key: item.chapter for item, claim in all_claims() for template in (claim.ours, claim.why_not)
-                  for _, key, _, _ in string.Formatter().parse(template) if key}
+    chapter_of: dict[str, str] = {}  # a key's chapter: the first that glues it (a copy's keys are its source's)
+    for item, claim in all_claims():
+        for template in (claim.ours, claim.why_not):
+            for _, key, _, _ in string.Formatter().parse(template):
+                if key:
+                    chapter_of.setdefault(key, item.chapter)
     for key, spec in _specs().items():
         ev = evidence.get(chapter_of[key])
         values = [_number_or_nan(g[key]) for g in (ev.glued if ev else ()) if key in g]
@@ -867,7 +878,7 @@ def runtime_markdown() -> str:
     profiles = ["smoke", "cpu", "paper"]
     lines = ["| chapter | " + " | ".join(profiles) + " |", "|---|" + "---|" * len(profiles)]
     for chapter in CHAPTERS.values():
-        if chapter.summary:
+        if chapter.summary or chapter.copy_of:  # a copy's runtime is its source's at the copy's profile
             continue
         cells = [_duration(runtimes.get(chapter.name, {}).get(p)) for p in profiles]
         lines.append(f"| {{doc}}`{chapter.name}` | " + " | ".join(cells) + " |")
@@ -893,7 +904,7 @@ def choices_by_chapter_markdown() -> str:
     """Every chapter's choices where the paper is silent, one collapsed dropdown per chapter with a link to it."""
     parts = []
     for chapter in CHAPTERS.values():
-        if chapter.choices:
+        if chapter.choices and not chapter.copy_of:
             number = chapter.name.split("_")[0]
             parts.append(f":::{{dropdown}} {number}: {chapter.title} ({len(chapter.choices)} choices)\n"
                          f"{{doc}}`Go to the chapter <{chapter.name}>`\n\n" +

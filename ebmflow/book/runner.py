@@ -101,9 +101,9 @@ def estimate_seconds(chapter: Chapter, profile: str, config: Any) -> tuple[float
     """Estimated wall time of a run and how it was obtained: the profile's measured time (book/runtimes.json),
     its kernel start-up part kept and the rest scaled by the work ratio (``_work``) of ``config`` to the profile's
     own configuration. None when the profile was never measured here."""
-    measured = read_runtimes().get(chapter.name, {}).get(profile)
+    measured = read_runtimes().get(chapter.experiment, {}).get(profile)
     if measured is None:
-        return None, f"no measured runtime for {chapter.name} at profile {profile!r} yet"
+        return None, f"no measured runtime for {chapter.experiment} at profile {profile!r} yet"
     if chapter.summary:
         return measured, f"measured {measured:.0f} s"
     ratio = _work_ratio(chapter, profile, config)
@@ -187,10 +187,31 @@ def check_run(name: str, profile: str, parameters: dict[str, Any] | None = None,
         chapter = get_chapter(name)
     except ValueError as error:
         raise ConfigError(str(error)) from None
-    config, overrides = normalized_overrides(chapter, profile, dict(parameters or {}))
     output = Path(output) if output is not None else chapter.notebook
+    chapter = _copy_written_to(chapter, output)
+    if chapter.copy_of and _same_path(output, chapter.notebook) and profile != chapter.book_profile:
+        raise ConfigError(f"{chapter.name} ({_relative(chapter.notebook)}) is chapter {chapter.copy_of} at the "
+                          f"{chapter.book_profile} profile: run it with --profile {chapter.book_profile} (or give "
+                          f"another --output)")
+    config, overrides = normalized_overrides(chapter, profile, dict(parameters or {}))
     _check_output(chapter, output)
     return chapter, config, overrides, output
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except (OSError, RuntimeError):  # a path the system refuses: _check_output names it
+        return False
+
+
+def _copy_written_to(chapter: Chapter, output: Path) -> Chapter:
+    """The copy of ``chapter`` whose book notebook is ``output`` (``ebmflow run 01_motivating_example --profile
+    paper --output book/01_motivating_example_paper.ipynb`` runs that copy), else ``chapter`` itself."""
+    for other in _chapters.CHAPTERS.values():
+        if other.copy_of == chapter.name and _same_path(output, other.notebook):
+            return other
+    return chapter
 
 
 def checkpoint_dir_for(output: Path) -> Path:
@@ -386,8 +407,24 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 # --- the run -------------------------------------------------------------------------------------------------------
 
 def _identity(chapter: Chapter, profile: str, overrides: dict[str, Any], seed: int | None) -> dict[str, Any]:
-    return {"chapter": chapter.name, "profile": profile, "parameters": overrides, "seed": seed,
+    return {"chapter": chapter.experiment, "profile": profile, "parameters": overrides, "seed": seed,
             "ebmflow_version": __version__}
+
+
+def _mark_copy(notebook: Any, chapter: Chapter, profile: str) -> None:
+    """A copy's page says what it is: its title names the profile, a line under it links the chapter it copies."""
+    for cell in notebook.cells:
+        lines = cell.source.splitlines()
+        heading = next((i for i, line in enumerate(lines) if line.startswith("# ")), None)
+        if cell.cell_type == "markdown" and heading is not None:
+            lines[heading] += f" ({profile} profile)"
+            source = f"chapter {chapter.copy_of.split('_')[0]} <{chapter.copy_of}>"
+            note = (f"*This page is {{doc}}`{source}` executed at the `{profile}` profile (`ebmflow run "
+                    f"{chapter.name}`): the same code and text, the settings below. The report judges its numbers "
+                    f"apart from that chapter's.*")
+            lines[heading + 1:heading + 1] = ["", note] + ([""] if lines[heading + 1:heading + 2] != [""] else [])
+            cell.source = "\n".join(lines)
+            return
 
 
 def _prepare_checkpoints(directory: Path, identity: dict[str, Any], resume: bool | str) -> bool:
@@ -460,17 +497,18 @@ def run_chapter(name: str, profile: str = "cpu", parameters: dict[str, Any] | No
     temporary = directory / f".{output.stem}.tmp{pid}.ipynb"
     figures_tmp = directory / f".{output.stem}.figures.tmp{pid}"
     figures_tmp.mkdir()
-    environment = {"EBMFLOW_FIGURE_DIR": str(figures_tmp),
+    # absolute: the kernel runs in book/, a relative --output is relative to this process's folder
+    environment = {"EBMFLOW_FIGURE_DIR": str(figures_tmp.resolve()),
                    "EBMFLOW_PROGRESS": "terminal" if progress else "0"}
     if not chapter.summary:
-        environment["EBMFLOW_CHECKPOINT_DIR"] = str(checkpoints)
+        environment["EBMFLOW_CHECKPOINT_DIR"] = str(checkpoints.resolve())
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     start = time.perf_counter()
     staged: list[Path] = []
     try:
         try:
             with _environment(environment), _quiet_papermill():
-                papermill.execute_notebook(str(chapter.notebook), str(temporary),
+                papermill.execute_notebook(str(chapter.source_notebook), str(temporary),
                                            parameters={"profile": profile, **dict(parameters or {})},
                                            cwd=str(BOOK_DIR), kernel_name="python3", progress_bar=False,
                                            log_output=False, extra_arguments=["--IPKernelApp.log_level=ERROR"])
@@ -483,6 +521,8 @@ def run_chapter(name: str, profile: str = "cpu", parameters: dict[str, Any] | No
 
         notebook = nbformat.read(temporary, as_version=4)
         hide_injected_parameters(notebook)
+        if chapter.copy_of:
+            _mark_copy(notebook, chapter, profile)
         key = None if seed is None else _records.run_key(seed, overrides)
         notebook.metadata["ebmflow"] = {"chapter": chapter.name, "profile": profile, "parameters": overrides,
                                         "seed": seed, "run_key": key, "ebmflow_version": __version__,
@@ -491,20 +531,21 @@ def run_chapter(name: str, profile: str = "cpu", parameters: dict[str, Any] | No
         moves: list[tuple[Path, Path]] = [(temporary, output)]
         figures = []
         for path in sorted(figures_tmp.iterdir()):
-            if not path.name.startswith("."):
-                moves.append((path, directory / "figures" / path.name))
-                figures.append(directory / "figures" / path.name)
+            if not path.name.startswith("."):  # a copy's figures are named apart from its source's
+                name = f"{path.stem}_{profile}{path.suffix}" if chapter.copy_of else path.name
+                moves.append((path, directory / "figures" / name))
+                figures.append(directory / "figures" / name)
 
         result = RunResult(chapter.name, profile, output, seconds, overrides, seed, key, figures=figures)
         if not chapter.summary:
             glued, timings = _glued_of(notebook)
             result.record = _records.make_record(
-                chapter=chapter.name, profile=profile, seed=seed, device=config.device, overrides=overrides,
+                chapter=chapter.experiment, profile=profile, seed=seed, device=config.device, overrides=overrides,
                 config=dataclasses.asdict(config), glued=glued, timings=timings, seconds=seconds,
                 notebook=_relative(output), commit=commit_id if commit_id is not None else _records.git_commit(),
                 machine=_records.machine_info(config.device), started=started)
             if write_record:
-                destination = _records.record_path(profile, chapter.name, key)
+                destination = _records.record_path(profile, chapter.experiment, key)
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 remove_stale_temporaries(destination.parent)
                 source = destination.with_name(f".{destination.name}.tmp{pid}")
@@ -514,7 +555,7 @@ def run_chapter(name: str, profile: str = "cpu", parameters: dict[str, Any] | No
                 result.record_path = destination
         if record and book_copy and not overrides:
             runtimes = read_runtimes()
-            runtimes.setdefault(chapter.name, {})[profile] = round(seconds, 1)
+            runtimes.setdefault(chapter.experiment, {})[profile] = round(seconds, 1)
             source = RUNTIMES_FILE.with_name(f".{RUNTIMES_FILE.name}.tmp{pid}")
             source.write_text(json.dumps(runtimes, indent=1, sort_keys=True) + "\n")
             staged.append(source)

@@ -29,7 +29,7 @@ from .. import __version__
 from ..checks import MAX_SEED, InputError, check_int
 from . import records as _records
 from . import runner as _runner
-from .chapters import CHAPTERS, Chapter, get_chapter
+from .chapters import BOOK_PROFILE, CHAPTERS, Chapter, get_chapter
 from .config import ConfigError
 
 __all__ = ["RunSpec", "Outcome", "parse_seeds", "default_seeds", "sweep_specs", "book_specs", "is_finished",
@@ -89,11 +89,15 @@ class RunSpec:
         return str(dict(self.overrides).get("device") or get_chapter(self.chapter).profiles[self.profile]
                    .get("device", "cpu"))
 
+    @property
+    def experiment(self) -> str:  # a copy of a chapter keeps its runs and records under that chapter's name
+        return get_chapter(self.chapter).experiment
+
     def run_dir(self) -> Path:
-        return Path(self.results_root or _records.results_dir()) / self.profile / self.chapter / self.key
+        return Path(self.results_root or _records.results_dir()) / self.profile / self.experiment / self.key
 
     def record_path(self) -> Path:
-        return _records.record_path(self.profile, self.chapter, self.key, Path(self.results_root) if
+        return _records.record_path(self.profile, self.experiment, self.key, Path(self.results_root) if
                                     self.results_root else None)
 
 
@@ -143,10 +147,21 @@ def sweep_specs(chapter: str, seeds: Iterable[int], profile: str, parameters: di
 
 def book_specs(profile: str, seeds: Sequence[int] | None = None,
                parameters: dict[str, Any] | None = None) -> list[RunSpec]:
-    """Every experiment chapter × its default seeds (or ``seeds``); the first seed is the book's copy."""
+    """Every experiment chapter × its default seeds (or ``seeds``); the first seed is the book's copy. At the book's
+    own profile (``BOOK_PROFILE``), a copy of a chapter at another profile (chapter 01 at the paper's settings) is
+    one more run: its first seed, at its profile, written to its page. A summary page's module may declare the
+    runs it reads (``book_runs(profile)``: the ratio sweep's runs of chapter 01); they are scheduled too."""
     specs = []
     for chapter in CHAPTERS.values():
         if chapter.summary:
+            for name, page_seeds, page_parameters in getattr(chapter.module, "book_runs", lambda _: [])(profile):
+                specs += [_spec(name, profile, seed, {**page_parameters, **(parameters or {})}, False)
+                          for seed in page_seeds]
+            continue
+        if chapter.copy_of:
+            if profile == BOOK_PROFILE:
+                seed = (seeds or default_seeds(chapter))[0]
+                specs.append(_spec(chapter.name, chapter.book_profile, seed, dict(parameters or {}), True))
             continue
         for index, seed in enumerate(seeds or default_seeds(chapter)):
             specs.append(_spec(chapter.name, profile, seed, dict(parameters or {}), index == 0))
@@ -236,7 +251,7 @@ def _keep(outcome: Outcome) -> None:
         import json
 
         runtimes = _runner.read_runtimes()
-        runtimes.setdefault(chapter.name, {})[spec.profile] = round(outcome.seconds, 1)
+        runtimes.setdefault(chapter.experiment, {})[spec.profile] = round(outcome.seconds, 1)
         staged.append(_runner.RUNTIMES_FILE.with_name(f".{_runner.RUNTIMES_FILE.name}.tmp{pid}"))
         staged[-1].write_text(json.dumps(runtimes, indent=1, sort_keys=True) + "\n")
         moves.append((staged[-1], _runner.RUNTIMES_FILE))

@@ -27,21 +27,22 @@ from ..seeding import make_generator, resolve_device
 from ..training import TrainingState
 from .common import Run, checkpoint_for, train
 
-__all__ = ["Config", "PROFILES", "CHOICES", "ITEMS", "parse_classes", "methods", "load_data", "train_all",
+__all__ = ["Config", "PROFILES", "CHOICES", "ITEMS", "DEFAULT_SEEDS", "methods", "load_data", "train_all",
            "measure", "own_switches", "key", "numbers", "verdicts", "summarize_seeds", "figure"]
 
 
 @dataclass(frozen=True)
 class Config:
     seed: int
-    classes: str  # digit classes of the imbalanced training set, comma separated
-    proportions: str  # their proportions in it (one per class, summing to 1)
+    classes: tuple[int, ...]  # distinct digit classes 0-9 of the imbalanced training set
+    proportions: tuple[float, ...]  # their proportions in it (one per class, positive, summing to 1)
     test_fraction: float  # share of the digits held out (the classifier's calibration and accuracy)
     n_components: int  # whitened principal components of the digits the EBMs live on
     epochs: int
     batch_size: int  # positives per iteration; as many persistent chains are advanced
     n_persistent: int  # persistent chains
     lr: float  # Adam, EBM and flow (both methods)
+    ebm_average: float  # EMA decay of the EBM's parameters reported as each method's model (both methods; 0: off)
     lr_decay: float  # learning rates multiplied by lr_decay every lr_decay_every iterations
     lr_decay_every: int
     energy_l2: float  # lambda of the L2 energy regulariser (0: off)
@@ -67,23 +68,24 @@ class Config:
     device: str  # "cpu", "cuda" or "auto"
     stop_after: int  # stop each training run after this many iterations (0: train fully)
 
-    NON_NEGATIVE: ClassVar[tuple[str, ...]] = ("energy_l2", "stop_after")
+    NON_NEGATIVE: ClassVar[tuple[str, ...]] = ("energy_l2", "stop_after", "classes", "ebm_average")
 
     def __post_init__(self) -> None:
         validate_schedule(self.flowmc_schedule), validate_schedule(self.measure_schedule), resolve_device(self.device)
         check_probability("test_fraction", self.test_fraction), check_probability("confidence", self.confidence)
-        classes, proportions = parse_classes(self)
+        classes, proportions = self.classes, self.proportions
         check_weights("proportions", proportions), methods(self)  # the methods check their knobs up front
         if len(classes) != len(proportions) or len(set(classes)) != len(classes) or not set(classes) <= set(range(10)):
-            raise InputError(f"classes {self.classes!r} and proportions {self.proportions!r} need one proportion per "
-                             f"distinct digit 0-9")
+            raise InputError(f"classes {classes!r} and proportions {proportions!r} need one proportion per distinct "
+                             f"digit 0-9")
         if self.lr_decay > 1 or self.rhat_target <= 1 or self.n_components > 64:
             raise InputError(f"need lr_decay in (0, 1], rhat_target > 1 and n_components <= 64 (8x8 pixels), got "
                              f"{self.lr_decay}, {self.rhat_target}, {self.n_components}")
 
 
-CPU = dict(seed=0, classes="0,1,7", proportions="0.6,0.3,0.1", test_fraction=0.2, n_components=16, epochs=800,
-           batch_size=64, n_persistent=512, lr=1e-3, lr_decay=0.99, lr_decay_every=50, energy_l2=1e-4,
+DEFAULT_SEEDS = (0, 1, 2, 3, 4)  # `ebmflow reproduce` runs five seeds: the verdict is a paired comparison over seeds
+CPU = dict(seed=0, classes=(0, 1, 7), proportions=(0.6, 0.3, 0.1), test_fraction=0.2, n_components=16, epochs=800,
+           batch_size=64, n_persistent=512, lr=1e-3, ebm_average=0.95, lr_decay=0.99, lr_decay_every=50, energy_l2=1e-4,
            energy_width=32, flow_couplings=6, flow_hidden=32, flowmc_schedule="G" + "L" * 8, flowmc_step_size=1e-2,
            n_particles=16, ula_steps=30, ula_step_size=3e-3, mix_every=60, confidence=0.9, measure_chains=16,
            measure_schedule="GLLLL", measure_particles=32, refit_steps=1000, adapt_steps=20, measure_block=50,
@@ -136,24 +138,17 @@ ITEMS = (
 )
 
 
-def parse_classes(config) -> tuple[tuple[int, ...], tuple[float, ...]]:  # from their comma-separated strings
-    try:
-        return tuple(int(c) for c in config.classes.split(",")), tuple(float(p) for p in config.proportions.split(","))
-    except ValueError:
-        raise InputError(f"classes / proportions must be comma-separated numbers, got {config.classes!r} / "
-                         f"{config.proportions!r}") from None
-
-
 def methods(config: Config) -> dict[str, Method]:  # the same learning rate; the chains of both start from rho
     flow = partial(RealNVP, n_couplings=config.flow_couplings, hidden=config.flow_hidden)
     return {"flowmc": FlowMCEBM(lr=config.lr, schedule=config.flowmc_schedule, step_size=config.flowmc_step_size,
-                                n_particles=config.n_particles, make_flow=flow),
-            "ula": ULAEBM(lr=config.lr, step_size=config.ula_step_size, n_steps=config.ula_steps, init="rho")}
+                                n_particles=config.n_particles, make_flow=flow, ebm_average=config.ebm_average),
+            "ula": ULAEBM(lr=config.lr, step_size=config.ula_step_size, n_steps=config.ula_steps, init="rho",
+                          ebm_average=config.ebm_average)}
 
 
 def load_data(config: Config) -> ImbalancedDigits:
     """The digits, the imbalanced training set, the components of all training digits, the classifier."""
-    return ImbalancedDigits.build(*parse_classes(config), n_components=config.n_components,
+    return ImbalancedDigits.build(config.classes, config.proportions, n_components=config.n_components,
                                   test_fraction=config.test_fraction, confidence=config.confidence, seed=config.seed)
 
 
@@ -187,7 +182,7 @@ def measure(run: Run, config: Config, study: ImbalancedDigits) -> Measurement | 
     adapt = refit(flow, torch.cat([run.bank_positions(), images_]), n_steps=config.refit_steps,
                   adapt_steps=config.adapt_steps, generator=generator)
     starts, labels = [base.sample_with_log_prob(config.measure_chains, generator)[0]], study.labels.to(device)
-    for rows in (torch.nonzero(labels == c).squeeze(1) for c in parse_classes(config)[0]):
+    for rows in (torch.nonzero(labels == c).squeeze(1) for c in config.classes):
         starts.append(images_[rows[torch.randint(len(rows), starts[0].shape[:1], generator=generator, device=device)]])
     return measure_mix(run.log_density, flow, torch.cat(starts), study.labeller, 10, schedule=config.measure_schedule,
                        n_particles=config.measure_particles, block=config.measure_block, adapt=adapt,

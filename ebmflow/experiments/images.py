@@ -13,6 +13,7 @@ from typing import Callable, ClassVar
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor
 
@@ -28,7 +29,7 @@ from ..training import TrainingState
 from .common import Run, checkpoint_for, train
 
 __all__ = ["Config", "PROFILES", "CHOICES", "ITEMS", "PAPER_ACCEPTANCE", "methods", "load_data", "train_method",
-           "energies", "figure7_energies", "figure8_samples", "key", "numbers", "tail_mean", "image_grid",
+           "energies", "figure7_energies", "figure8_samples", "key", "numbers", "table", "tail_mean", "image_grid",
            "figure7", "figure8"]
 
 PAPER_ACCEPTANCE = (0.05, 0.10)  # the paper's global (flow) acceptance on CIFAR-10 (§3.5)
@@ -205,15 +206,30 @@ def key(figure: int, quantity: str) -> str:
 
 def numbers(run: Run, values: dict[str, Tensor]) -> dict[str, float]:
     """Figure 7's energy means and spreads, Figure 8's acceptances (last quarter of training) and the
-    iteration of a divergence (0: none; the acceptances are then NaN)."""
-    out = {key(8, "diverged_at"): run.divergence.iteration if run.divergence else 0}
+    iteration of a divergence (0: none; the other numbers are then NaN)."""
+    out, nan = {key(8, "diverged_at"): run.divergence.iteration if run.divergence else 0}, float("nan")
     for name, short in [("negative samples", "neg"), ("train data", "train"), ("test data", "test")]:
-        out[key(7, f"energy_{short}_mean")] = float(values[name].mean())
-        out[key(7, f"energy_{short}_std")] = float(values[name].std())
+        out[key(7, f"energy_{short}_mean")] = nan if run.divergence else float(values[name].mean())
+        out[key(7, f"energy_{short}_std")] = nan if run.divergence else float(values[name].std())
     for quantity in ("global_acceptance", "local_acceptance"):
         out[key(8, quantity)] = (float("nan") if run.divergence else
                                  tail_mean(run.history.steps.get(quantity, [])))
     return out
+
+
+def table(numbers: dict[str, float], data_name: str, profile: str) -> pd.DataFrame:
+    """The paper's Figure 7-8 numbers beside ours ("diverged (it. N)" for a diverged run)."""
+    at = numbers[key(8, "diverged_at")]
+    ours = (lambda text: f"diverged (it. {at:.0f})") if at else (lambda text: text)
+    return pd.DataFrame({
+        "paper (CIFAR-10)": [f"{PAPER_ACCEPTANCE[0]:.0%}–{PAPER_ACCEPTANCE[1]:.0%}",
+                             "in the data's range, less diverse", "medium quality"],
+        f"ours ({data_name}, {profile} profile)": [
+            ours(f"{numbers[key(8, 'global_acceptance')]:.3f}"),
+            ours(f"{numbers[key(7, 'energy_neg_mean')]:.1f} ± {numbers[key(7, 'energy_neg_std')]:.1f} (training "
+                 f"images {numbers[key(7, 'energy_train_mean')]:.1f} ± {numbers[key(7, 'energy_train_std')]:.1f})"),
+            ours("Figure 8 (a)")]},
+        index=["global acceptance (last quarter of training)", "negative energies (mean ± sd)", "samples"])
 
 
 def image_grid(samples: Tensor, shape: tuple[int, int, int], rows: int, pad: int = 1) -> np.ndarray:
@@ -230,14 +246,21 @@ def image_grid(samples: Tensor, shape: tuple[int, int, int], rows: int, pad: int
     return grid
 
 
-def figure7(values: dict[str, Tensor]):
-    """Figure 7: histograms of E_theta on negative samples, training data and test data."""
+def figure7(values: dict[str, Tensor], run: Run | None = None):
+    """Figure 7: histograms of E_theta on negative samples, training data and test data (finite energies only: a
+    diverged ``run`` is named in the title, and the legend counts the energies that are not finite)."""
     fig, ax = plt.subplots(figsize=(BOOK_FIGURE_WIDTH, 3.2), layout="constrained")
     colors = {"negative samples": color("flowmc"), "train data": "#4c72b0", "test data": "#8c8c8c"}
     for name, value in values.items():
-        ax.hist(value.numpy(), bins=40, density=True, histtype="stepfilled", alpha=0.45, color=colors[name],
-                label=name)
+        finite = value[torch.isfinite(value)].numpy()
+        text = name + (f" ({len(value) - len(finite)} not finite)" if len(finite) < len(value) else "")
+        if len(finite):
+            ax.hist(finite, bins=40, density=True, histtype="stepfilled", alpha=0.45, color=colors[name], label=text)
+        else:
+            ax.plot([], [], color=colors[name], label=text)
     ax.set(xlabel=r"energy $E_\theta(x)$", ylabel="density")
+    if run is not None and run.divergence is not None:
+        ax.set_title(f"{label('flowmc')} diverged (it. {run.divergence.iteration})")
     ax.legend()
     return fig
 

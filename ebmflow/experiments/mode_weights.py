@@ -13,13 +13,13 @@ import torch
 
 from ..book.claims import Claim, PaperItem
 from ..book.plotting import BOOK_FIGURE_WIDTH, color, label
-from ..checks import InputError, check_weights
+from ..checks import InputError
 from ..estimators import ModeWeights, final_mode_weights, weights_along_training
 from ..methods import METHODS, CoopFlow, FlowMCEBM, Method, NTEBM, ULAEBM
 from ..models import DiagonalGaussian, RealNVP, ToyEnergy
 from ..samplers import validate_schedule
 from ..seeding import make_generator, resolve_device
-from ..targets import GaussianMixture, coordinate_magnitude, four_mode_mixture
+from ..targets import GaussianMixture, check_dims, check_mode_weights, coordinate_magnitude, four_mode_mixture
 from .common import Run, checkpoint_for, train
 
 __all__ = ["Config", "PROFILES", "CHOICES", "ITEMS", "DIMS", "UNSTABILISED", "methods", "target", "make_data",
@@ -33,8 +33,8 @@ UNSTABILISED = "flowmc_unstabilised"  # model "<method>_unstabilised": that meth
 @dataclass(frozen=True)
 class Config:
     seed: int
-    dims: str  # dimensions d, comma-separated even numbers (keys and claim: 8,16,32,64)
-    weights: str  # the four mode weights, comma-separated (mu_1..mu_4 of Appendix C.5)
+    dims: tuple[int, ...]  # dimensions, distinct even integers >= 2 in increasing order (keys and claim: 8,16,32,64)
+    weights: tuple[float, ...]  # the four mode weights of mu_1..mu_4 (Appendix C.5), positive, summing to 1
     max_misassignment: float  # mode separation: union bound on P(a sample's nearest mean is not its own)
     n_data: int  # size of the fixed training set drawn from p*, per dimension
     epochs: int
@@ -74,20 +74,16 @@ class Config:
     def __post_init__(self) -> None:
         validate_schedule(self.flowmc_schedule)
         resolve_device(self.device)
-        if len(check_weights("weights", self.weights.split(","))) != 4:
-            raise InputError(f"weights must be four numbers, got {self.weights!r}")
-        if not all(v.strip().isdigit() and int(v) >= 2 and int(v) % 2 == 0 for v in self.dims.split(",")):
-            raise InputError(f"dims must be comma-separated even integers >= 2, got {self.dims!r}")
+        check_mode_weights(self.weights, 4)
+        check_dims(self.dims)
         for name in ("window", "coopflow_freeze_fraction", "ebm_average"):
             if not 0 <= getattr(self, name) < 1 + (name == "window"):
                 raise InputError(f"{name} must be a fraction, got {getattr(self, name)!r}")
-        [(methods(self, d), target(self, d)) for d in self.dimensions]  # methods, targets check their knobs up front
-
-    dimensions = property(lambda self: tuple(int(v) for v in self.dims.split(",")), doc="dims as integers")
-    mode_weights = property(lambda self: tuple(float(w) for w in self.weights.split(",")), doc="weights as floats")
+        [(methods(self, d), target(self, d)) for d in self.dims]  # methods, targets check their knobs up front
 
 
-PAPER = dict(seed=0, dims="8,16,32,64", weights="0.1,0.2,0.3,0.4", max_misassignment=1e-4, n_data=50_000, epochs=150,
+
+PAPER = dict(seed=0, dims=(8, 16, 32, 64), weights=(0.1, 0.2, 0.3, 0.4), max_misassignment=1e-4, n_data=50_000, epochs=150,
              batch_size=128, n_persistent=8192, lr_ula=1e-2, lr_ntebm=1e-2, lr_coopflow=1e-3, lr_flowmc=1e-3,
              ula_step_size=1e-3, ula_steps=512, ntebm_steps=128, coopflow_step_size=1e-4, coopflow_steps=256,
              flowmc_schedule=("G" + "L" * 8) * 16, n_particles=128, pretrain_steps=512, pretrain_lr=1e-2,
@@ -167,7 +163,7 @@ ITEMS = (
 
 def target(config: Config, dim: int) -> GaussianMixture:
     """The mixture in dimension ``dim``: Appendix C.5's means, this chapter's weights and separation."""
-    return four_mode_mixture(dim, coordinate_magnitude(dim, config.max_misassignment), config.mode_weights)
+    return four_mode_mixture(dim, coordinate_magnitude(dim, config.max_misassignment), config.weights)
 
 
 def make_data(config: Config, dim: int) -> torch.Tensor:
@@ -195,7 +191,7 @@ def methods(config: Config, dim: int) -> dict[str, Method]:
 def train_all(config: Config) -> dict[tuple[str, int], Run]:
     """Every method in every dimension, keyed by (method, d), weights measured along training; never raises."""
     runs, device = {}, resolve_device(config.device)
-    for dim in config.dimensions:
+    for dim in config.dims:
         mixture, data = target(config, dim), make_data(config, dim)
         for name, method in methods(config, dim).items():
             run_key = f"{name}-d{dim}"
@@ -238,7 +234,7 @@ def numbers(runs: dict[tuple[str, int], Run], estimates: dict, config: Config) -
     """Per method and d: largest error over modes by estimator (b) ``maxerr`` and (a) ``maxerr_snis``, their gap
     ``estimator_gap``, largest standard errors ``stderr`` / ``stderr_snis``, ``ess`` / ``ais_ess``, ``swing``, sd of
     the heaviest mode's weight over the last ``window``; ``diverged_at`` (0: none); the best baseline's ``maxerr``."""
-    values, truth = {}, torch.tensor(config.mode_weights)
+    values, truth = {}, torch.tensor(config.weights)
     for (name, dim), estimate in estimates.items():
         run, snis, ais = runs[name.removesuffix("_unstabilised"), dim], estimate["snis"], estimate["ais"]
         epochs, heaviest = _along(run, name, int(truth.argmax()))
@@ -251,7 +247,7 @@ def numbers(runs: dict[tuple[str, int], Run], estimates: dict, config: Config) -
                        key("ais_ess", name, dim): ais.ess,
                        key("swing", name, dim): float(torch.tensor(tail).std()) if len(tail) > 1 else math.nan,
                        key("diverged_at", name, dim): run.divergence.iteration if run.divergence else 0})
-    for dim in config.dimensions:
+    for dim in config.dims:
         errors = [values[key("maxerr", m, dim)] for m in BASELINES if not math.isnan(values[key("maxerr", m, dim)])]
         values[key("maxerr", "best_baseline", dim)] = min(errors, default=math.nan)
     return values
@@ -260,7 +256,7 @@ def numbers(runs: dict[tuple[str, int], Run], estimates: dict, config: Config) -
 def weight_table(runs: dict, estimates: dict, config: Config) -> pd.DataFrame:
     """Largest mode-weight error per method (rows) and d (columns): estimator (b) ± its largest standard error and
     its smallest per-mode ESS | the same for estimator (a); "diverged (it. N)" for a diverged run."""
-    rows, truth = {}, torch.tensor(config.mode_weights)
+    rows, truth = {}, torch.tensor(config.weights)
     for (name, dim), estimate in estimates.items():
         run = runs[name.removesuffix("_unstabilised"), dim]
         snis, ais = estimate["snis"], estimate["ais"]
@@ -282,7 +278,7 @@ def _curve(ax, run: Run, name: str, mode: int, **style) -> None:
 def figure_weights(runs: dict, config: Config):
     """The heaviest mode's weight along training, one column per d: top, the reported EBM of each method; bottom,
     flowMC-EBM's EBM without (the last E_theta) and with the parameter average."""
-    dims, heaviest = config.dimensions, max(range(4), key=lambda k: config.mode_weights[k])
+    dims, heaviest = config.dims, max(range(4), key=lambda k: config.weights[k])
     fig, axes = plt.subplots(2, len(dims), figsize=(BOOK_FIGURE_WIDTH, 5.4), sharex=True, sharey=True,
                              layout="constrained", squeeze=False)
     for column, dim in enumerate(dims):
@@ -291,7 +287,7 @@ def figure_weights(runs: dict, config: Config):
         _curve(axes[1, column], runs["flowmc", dim], UNSTABILISED, heaviest, color="0.6", label="no average")
         _curve(axes[1, column], runs["flowmc", dim], "flowmc", heaviest, color=color("flowmc"), label="average")
         for row in range(2):
-            axes[row, column].axhline(config.mode_weights[heaviest], color="k", ls="--", lw=1, label="truth")
+            axes[row, column].axhline(config.weights[heaviest], color="k", ls="--", lw=1, label="truth")
             axes[row, column].set(title="" if row else f"d = {dim}", xlabel="epoch" if row else "", ylim=(-0.02, 1.02))
     for row, title in zip(axes, ["four methods", "flowMC-EBM"]):
         row[0].set_ylabel(f"{title}:\nweight of mode {heaviest + 1}")

@@ -2,6 +2,7 @@
 ``weights`` and ``offset`` parameters set another two-mode mixture; book/09_ratio_sweep varies the ratio)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -184,19 +185,21 @@ def key(quantity: str, method: str) -> str:
 def numbers(runs: dict[str, Run], config: Config) -> dict[str, float]:
     """Figure 1's numbers: the true weight of the top-right mode, its final estimate (mean of the last tenth of the
     measurements) and that estimate's error |final - true|, the estimate's range after the first epoch, the
-    iteration of a divergence (0: none), flowMC-EBM's i-SIR acceptance."""
+    iteration of a divergence (0: none), flowMC-EBM's i-SIR acceptance. A diverged run has no final weight, error
+    nor acceptance (NaN); its range covers the measurements made before it diverged (Figure 1 shows them)."""
     values = {"fig1_true_weight": config.true_weight}
     for name, run in runs.items():
         weights, epochs = run.history.evaluations["weight"], run.history.evaluations["epoch"]
         tail = weights[-max(1, len(weights) // 10):]
         after_first = [w for w, e in zip(weights, epochs) if e >= 1] or weights
-        final = sum(tail) / len(tail)
+        final = math.nan if run.divergence else sum(tail) / len(tail)
         values.update({key("final_weight", name): final, key("weight_error", name): abs(final - config.true_weight),
                        key("weight_min", name): min(after_first),
                        key("weight_max", name): max(after_first),
                        key("diverged_at", name): run.divergence.iteration if run.divergence else 0})
     acceptance = runs["flowmc"].history.steps["global_acceptance"]
-    values[key("global_acceptance", "flowmc")] = sum(acceptance) / len(acceptance)
+    values[key("global_acceptance", "flowmc")] = (math.nan if runs["flowmc"].divergence else
+                                                  sum(acceptance) / len(acceptance))
     return values
 
 
@@ -222,7 +225,9 @@ def figure1(runs: dict[str, Run], config: Config, paths: dict[str, Tensor]):
     for row, name in enumerate(["ula", "flowmc"]):
         run = runs[name]
         density = normalize_on_grid(run.log_density, grid, device=run.device)
-        density_panel(axes[row, 1], density, grid, f"({'bf'[row]}) {label(name)}")
+        density = torch.where(torch.isfinite(density), density, -math.inf)  # a diverged EBM: an empty panel
+        stopped = f"\ndiverged (it. {run.divergence.iteration})" if run.divergence else ""
+        density_panel(axes[row, 1], density, grid, f"({'bf'[row]}) {label(name)}{stopped}")
         ax = axes[row, 2]
         density_panel(ax, density, grid, f"({'cg'[row]}) its chains")
         for chain in paths[name].cpu().unbind(1):
@@ -248,12 +253,17 @@ def figure1_weights(runs: dict[str, Run], config: Config):
 
 
 def weight_table(values: dict[str, float], config: Config) -> pd.DataFrame:
-    """The final weight and the range of the top-right mode's estimate, ours beside the paper's (its target only)."""
+    """The final weight and the range of the top-right mode's estimate, ours beside the paper's (its target only);
+    "diverged (it. N)" for a diverged run's final weight."""
+    def final(m: str) -> str | float:
+        at = values.get(key("diverged_at", m), 0)
+        return f"diverged (it. {at:.0f})" if at else round(values[key("final_weight", m)], 3)
+
     paper = ([f"≈{PAPER_WEIGHT[0]:.2f}–{PAPER_WEIGHT[1]:.2f} throughout", "swings ≈0 ↔ ≈1; ≈0.9 at the end"]
              if config.paper_target else ["not run in the paper"] * 2)
     return pd.DataFrame({
         "paper (read off Figure 1)": paper,
-        "ours: final weight (last tenth)": [round(values[key("final_weight", m)], 3) for m in ("flowmc", "ula")],
+        "ours: final weight (last tenth)": [final(m) for m in ("flowmc", "ula")],
         "ours: range after the first epoch": [f"{values[key('weight_min', m)]:.2f}–{values[key('weight_max', m)]:.2f}"
                                               for m in ("flowmc", "ula")],
     }, index=[label("flowmc"), label("ula")]).rename_axis(f"weight of the top-right mode (truth "

@@ -24,7 +24,7 @@ from ..book.records import load_records
 from . import motivating
 
 __all__ = ["Config", "PROFILES", "CHOICES", "ITEMS", "CHAPTER", "TOP_WEIGHTS", "EPOCHS", "SEEDS", "METHODS",
-           "commands", "sweep_records", "table", "figure", "main"]
+           "commands", "book_runs", "sweep_records", "table", "figure", "main"]
 
 CHAPTER = "01_motivating_example"
 TOP_WEIGHTS = (Fraction(1, 2), Fraction(2, 3), Fraction(4, 5), Fraction(9, 10), Fraction(19, 20))  # 1:1 ... 19:1
@@ -63,6 +63,14 @@ def commands(profile: str, executable: str = "ebmflow") -> list[list[str]]:
     runs = [[executable, "sweep", CHAPTER, "--profile", profile, "--seeds", SEEDS, "-p", f"weights={_weights(w)}",
              "-p", f"epochs={EPOCHS}"] for w in TOP_WEIGHTS]
     return runs + [[executable, "run", "09_ratio_sweep", "--profile", profile]]
+
+
+def book_runs(profile: str) -> list[tuple[str, tuple[int, ...], dict[str, Any]]]:
+    """The same runs as ``commands``, as (chapter, seeds, parameters): ``ebmflow reproduce`` schedules them with
+    the chapters' own runs, so that ``make book`` fills this page."""
+    low, high = map(int, SEEDS.split("-"))
+    return [(CHAPTER, tuple(range(low, high + 1)), {"weights": (float(1 - w), float(w)), "epochs": EPOCHS})
+            for w in TOP_WEIGHTS]
 
 
 def commands_markdown(profile: str) -> str:

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from ..checks import InputError, check_callable, check_choice, check_int, check_positive
-from ..models import Flow, RealNVP, maximum_likelihood_step
+from ..models import Flow, RealNVP, flow_optimizer, maximum_likelihood_step
 from ..samplers import Kernel, LogDensity, flowmc, imh, isir, mala, run_chains, validate_schedule
 from .base import Method, Negatives
 
@@ -65,7 +65,7 @@ class FlowMCEBM(Method):
                 reference: LogDensity | None = None) -> None:
         super().prepare(energy, base, data, generator, reference)
         self.flow = self.make_flow(base, generator=generator).to(data.device)
-        self.optimizer = torch.optim.Adam(self.flow.parameters(), lr=self.lr)
+        self.optimizer = flow_optimizer(self.flow, self.lr)
 
     @property
     def proposal(self) -> nn.Module:

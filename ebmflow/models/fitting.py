@@ -11,7 +11,13 @@ from ..progress import progress_bar
 from ..samplers import LogDensity
 from .flows import Flow
 
-__all__ = ["maximum_likelihood_step", "pretrain_maximum_likelihood", "pretrain_reverse_kl"]
+__all__ = ["flow_optimizer", "maximum_likelihood_step", "pretrain_maximum_likelihood", "pretrain_reverse_kl"]
+
+
+def flow_optimizer(flow: Flow, lr: float) -> torch.optim.Adam:
+    """Adam on the flow's parameters, fused (one kernel for all parameters: a small flow's step costs
+    about a fifth of the per-parameter loop's)."""
+    return torch.optim.Adam(flow.parameters(), lr=lr, fused=True)
 
 
 def _check_flow(flow: Flow) -> None:
@@ -22,14 +28,17 @@ def _check_flow(flow: Flow) -> None:
 def maximum_likelihood_step(flow: Flow, optimizer: torch.optim.Optimizer, samples: Tensor) -> Tensor:
     """One forward-KL step of ``flow`` on ``samples``; returns the negative log-likelihood (a 0-d tensor).
 
-    A non-finite sample would turn every flow parameter into NaN: it is refused instead."""
-    optimizer.zero_grad()
+    A non-finite sample would turn every flow parameter into NaN: it is refused instead. The gradients are those
+    of ``zero_grad()`` then ``backward()`` for the optimiser's parameters, computed by ``torch.autograd.grad``
+    (no accumulation nodes: a small batch costs per operation)."""
+    params = [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
     nll = -flow.log_prob(samples).mean()
     if not torch.isfinite(nll):
         check_finite_tensor("the flow's maximum-likelihood samples", samples)
         raise InputError(f"the flow's negative log-likelihood is {float(nll)} on finite samples: the samples "
                          f"lie outside the flow's support")
-    nll.backward()
+    for param, grad in zip(params, torch.autograd.grad(nll, params, allow_unused=True)):
+        param.grad = grad
     optimizer.step()
     return nll.detach()
 
@@ -44,7 +53,7 @@ def pretrain_maximum_likelihood(flow: Flow, data: Tensor, *, n_steps: int, lr: f
     check_generator(generator)
     _check_flow(flow)
     check_points("pre-training data", data, dim=flow.dim, dtype=next(flow.parameters()).dtype)
-    optimizer = torch.optim.Adam(flow.parameters(), lr=lr)
+    optimizer = flow_optimizer(flow, lr)
     losses = []
     bar = progress_bar(n_steps, desc)
     for _ in range(n_steps):
@@ -66,7 +75,7 @@ def pretrain_reverse_kl(flow: Flow, log_target: LogDensity, *, n_steps: int, lr:
     check_generator(generator)
     _check_flow(flow)
     check_callable("log_target", log_target)
-    optimizer = torch.optim.Adam(flow.parameters(), lr=lr)
+    optimizer = flow_optimizer(flow, lr)
     losses = []
     bar = progress_bar(n_steps, desc)
     for _ in range(n_steps):

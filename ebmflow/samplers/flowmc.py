@@ -30,25 +30,62 @@ def validate_schedule(schedule: str) -> str:
 
 @dataclass
 class FlowMCInfo:
-    local_acceptance: float  # mean MALA acceptance over the local steps (nan if none)
-    global_acceptance: float  # fraction of global moves to a fresh flow proposal (nan if none)
+    """The sub-steps' accept flags (tensors; the rates are computed when read, not at every step)."""
+
+    local_accepted: list[Tensor]  # MALA accept flags, one (n,) tensor per local step
+    global_accepted: list[Tensor]  # moved-to-a-fresh-proposal flags, one per global step
     trajectory: Tensor | None = None  # positions after each sub-step (len(schedule), n, d), if recorded
+
+    @property
+    def local_acceptance(self) -> float:
+        """Mean MALA acceptance over the local steps (nan if none)."""
+        return _mean(self.local_accepted)
+
+    @property
+    def global_acceptance(self) -> float:
+        """Fraction of global moves to a fresh flow proposal (nan if none)."""
+        return _mean(self.global_accepted)
+
+
+def _mean(flags: list[Tensor]) -> float:
+    return float(torch.stack(flags).float().mean()) if flags else float("nan")
 
 
 def flowmc(schedule: str, local: Kernel, global_: Kernel, *, record: bool = False) -> Kernel:
-    """The composition: ``local`` for each 'L', ``global_`` for each 'G'; ``record`` keeps every sub-step."""
+    """The composition: ``local`` for each 'L', ``global_`` for each 'G'; ``record`` keeps every sub-step.
+
+    A run of consecutive letters uses the sub-kernel's multi-step ``run`` when it has one (IMH draws the
+    proposals of consecutive global steps in one batch)."""
     validate_schedule(schedule)
     check_kernel("flowMC local", local), check_kernel("flowMC global_", global_)
+    segments = [(move, len(group)) for move, group in _runs(schedule)]
 
     def step(state: ChainState, generator: torch.Generator) -> tuple[ChainState, FlowMCInfo]:
         accepted: dict[str, list[Tensor]] = {"L": [], "G": []}
         trajectory: list[Tensor] = []
-        for move in schedule:
-            state, info = (local if move == "L" else global_).step(state, generator)
-            accepted[move].append(info.is_accepted)
-            if record:
-                trajectory.append(state.position)
-        rate = {m: float(torch.stack(a).float().mean()) if a else float("nan") for m, a in accepted.items()}
-        return state, FlowMCInfo(rate["L"], rate["G"], torch.stack(trajectory) if record else None)
+        for move, count in segments:
+            kernel = local if move == "L" else global_
+            if kernel.run is not None and count > 1:
+                state, positions, infos = kernel.run(state, count, generator, record)
+                accepted[move].extend(info.is_accepted for info in infos)
+                if record:
+                    trajectory.extend(positions)
+                continue
+            for _ in range(count):
+                state, info = kernel.step(state, generator)
+                accepted[move].append(info.is_accepted)
+                if record:
+                    trajectory.append(state.position)
+        return state, FlowMCInfo(accepted["L"], accepted["G"], torch.stack(trajectory) if record else None)
 
     return Kernel(local.init, step)
+
+
+def _runs(schedule: str) -> list[tuple[str, str]]:
+    """'LLLLGGLL' -> [('L', 'LLLL'), ('G', 'GG'), ('L', 'LL')]."""
+    runs, start = [], 0
+    for i in range(1, len(schedule) + 1):
+        if i == len(schedule) or schedule[i] != schedule[start]:
+            runs.append((schedule[start], schedule[start:i]))
+            start = i
+    return runs

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from ..checks import check_bounds, check_callable, check_positive
-from .base import ChainState, Kernel, LogDensity, init_state
+from .base import ChainState, Kernel, LogDensity, init_state, value_and_grad
 
 __all__ = ["ULAInfo", "ula"]
 
@@ -41,15 +41,15 @@ def ula(log_density: LogDensity, step_size: float, *, noise: bool = True,
         return init_state(position, log_density)
 
     def step(state: ChainState, generator: torch.Generator) -> tuple[ChainState, ULAInfo]:
+        x = state.position
         drift = step_size * state.grad
         if max_drift is not None:
-            drift = drift.clamp(-max_drift, max_drift)
+            drift = drift.clamp_(-max_drift, max_drift)
         if noise:
-            drift = drift + math.sqrt(2 * step_size) * torch.randn(state.position.shape, generator=generator,
-                                                                   device=state.position.device)
-        position = state.position + drift
+            drift = drift + math.sqrt(2 * step_size) * torch.randn(x.shape, generator=generator, device=x.device)
+        position = x + drift
         if bounds is not None:
-            position = position.clamp(*bounds)
-        return init_state(position, log_density), ULAInfo(drift=drift)
+            position = position.clamp_(*bounds)
+        return ChainState(position, *value_and_grad(log_density, position), state.step_size), ULAInfo(drift=drift)
 
     return Kernel(init, step)
