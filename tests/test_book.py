@@ -265,7 +265,7 @@ def test_report_states_profile_seeds_and_commit_of_every_row_and_table(tmp_path)
     assert "(seeds-figure-1)=" in per_seed and "{dropdown}" in per_seed and "seed 1" in per_seed
     tables = report_tables.tables_markdown(evidence)
     assert ":name: report-figure-1" in tables and "cpu profile, seeds 0, 1" in tables and "c0ffee12" in tables
-    assert "0.650 ± 0.071" in tables and "≈0.70–0.78" in tables
+    assert "0.650\u00a0±\u00a00.071" in tables and "≈0.70–0.78" in tables  # a number is never split
 
 
 def test_report_glues_every_key_the_chapters_boxes_read(tmp_path):
@@ -303,7 +303,7 @@ def test_mean_sd_shares_the_exponent_in_scientific_notation():
 def _chapters():
     from ebmflow.book.chapters import CHAPTERS
 
-    return [c for c in CHAPTERS.values() if c.name[:2].isdigit() and c.name != "99_report"]
+    return [c for c in CHAPTERS.values() if c.name[:2].isdigit() and c.name != "99_report" and not c.copy_of]
 
 
 @pytest.mark.parametrize("chapter", _chapters(), ids=lambda c: c.name)
