@@ -127,7 +127,7 @@ class Evidence:
     @property
     def copy_differs(self) -> bool:
         """The book's page of the chapter shows a run that is not one of these (another profile or parameters)."""
-        return (self.source != "none" and self.copy_profile is not None
+        return (self.source == "records" and self.copy_profile is not None
                 and (self.copy_profile != self.profile or bool(self.copy_parameters)))
 
     @property
@@ -136,7 +136,10 @@ class Evidence:
         if self.source == "none":
             return "not run"
         seeds = ", ".join(map(str, self.seeds))
-        text = f"{self.profile} profile, {'seed' if len(self.seeds) == 1 else 'seeds'} {seeds}"
+        overrides = ""
+        if self.source == "notebook" and self.copy_parameters:  # the page's run: its parameters are stated
+            overrides = " with " + ", ".join(f"{k}={v}" for k, v in sorted(self.copy_parameters.items()))
+        text = f"{self.profile} profile{overrides}, {'seed' if len(self.seeds) == 1 else 'seeds'} {seeds}"
         return text + (" (the book's page: no records)" if self.source == "notebook" else "")
 
     @property
@@ -632,8 +635,8 @@ def provenance_sentence(evidence: Mapping[str, Evidence], profile: str) -> str:
             f"{'' if len(records) == 1 else 's'}{seeds}, ebmflow {__version__}); records of other profiles, "
             f"parameters or library versions are never combined with them.")
     if pages:
-        text += (" No records at this profile for " + ", ".join(f"{{doc}}`{e.chapter}`" for e in pages) +
-                 ": one seed from the book's page (" + ", ".join(f"{e.profile} profile" for e in pages) + ").")
+        text += (" No records for " + ", ".join(f"{{doc}}`{e.chapter}` ({e.profile} profile)" for e in pages) +
+                 ": one seed each, from the chapter's page.")
     if none:
         text += " Not run: " + ", ".join(f"{{doc}}`{e.chapter}`" for e in none) + "."
     differs = [e for e in evidence.values() if e.copy_differs]

@@ -140,7 +140,7 @@ def figure(found: dict[Fraction, list[dict[str, Any]]]):
     ax.set_xticks([float(w / (1 - w)) for w in TOP_WEIGHTS], [f"{float(w / (1 - w)):g}:1" for w in TOP_WEIGHTS])
     ax.minorticks_off()
     ax.set_ylim(bottom=0)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=3)
     return fig
 
 
