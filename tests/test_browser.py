@@ -3,7 +3,8 @@
 Per page: math is typeset by the bundled MathJax (no raw ``\\(`` or ``$$`` left, MathJax output present where the
 page has math, its fonts loaded), every image loads, the console shows no error beyond the allow-list below,
 every local link points to an existing file and anchor; the report page fits a 1280-px window without
-horizontal scrolling. One full-page screenshot per page goes to ``_build/screenshots/`` for a person to look at.
+horizontal scrolling and shows its verdict table; every chapter opens with its "paper vs ours" box. One full-page
+screenshot per page goes to ``_build/screenshots/`` for a person to look at.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them); skipped without them.
 """
@@ -113,6 +114,9 @@ return {
     .filter(e => e.getBoundingClientRect().width > e.parentElement.getBoundingClientRect().width + 1)
     .map(e => e.tagName + ' ' + (e.className || e.getAttribute('src'))),
   innerWidth: window.innerWidth,
+  // a chapter's "paper vs ours" box (the admonition at its top) and the report's verdict table
+  boxes: document.querySelectorAll('.ebmflow-box').length,
+  verdictTables: document.querySelectorAll('article table.ebmflow-report').length,
   height: document.documentElement.scrollHeight,
 };
 """
@@ -167,6 +171,10 @@ def test_every_page_renders_offline(html, browser):
             page_problems.append(f"wider than the window: scrollWidth {found['scrollWidth']} > {found['innerWidth']}")
         if name == REPORT and found["clipped"]:
             page_problems.append(f"wider than the text column: {found['clipped']}")
+        if name == REPORT and (not found["verdictTables"] or "missing '" in found["text"]):
+            page_problems.append("the verdict table is missing or a claim reads a number no record has")
+        if re.fullmatch(r"book/0\d_[a-z_]+\.html", name) and not name.endswith("_paper.html") and not found["boxes"]:
+            page_problems.append("no 'paper vs ours' box at the top of the chapter")
         browser.set_window_size(WIDTH, min(found["height"] + 100, 20000))
         time.sleep(0.2)
         browser.save_screenshot(str(SCREENSHOTS / (name.replace("/", "__").removesuffix(".html") + ".png")))
