@@ -542,7 +542,8 @@ _BADGES = {"holds": "bdg-success", "holds in some seeds": "bdg-warning", "does n
 
 def _escape(text: str) -> str:
     """Plain text for a MyST cell: Markdown's special characters escaped, no line break."""
-    return re.sub(r"([\\`*_\[\]<>{}|#])", r"\\\1", re.sub(r"[ \t\r\n]+", " ", str(text)).strip())  # keeps no-break spaces
+    text = re.sub(r"[ \t\r\n]+", " ", str(text)).strip()  # one line; no-break spaces kept
+    return re.sub(r"([\\`*_\[\]<>{}|#])", r"\\\1", text)
 
 
 def verdict_table_markdown(rows: list[dict[str, str]]) -> str:

@@ -163,7 +163,8 @@ def _table_markdown(table: SeedTable, ev: Evidence) -> str:
     caption += f" ({source}, commit {ev.commit_text})" if ev.source == "records" else f" ({source})"
     caption += f"; {table.note}." if table.note else "."
     columns = 1 + len(table.header)
-    lines = [f":::{{list-table}} {_escape(caption)}", ":header-rows: 1", ":class: ebmflow-report ebmflow-numbers" + (" ebmflow-paired" if table.paired else ""),
+    classes = "ebmflow-report ebmflow-numbers" + (" ebmflow-paired" if table.paired else "")
+    lines = [f":::{{list-table}} {_escape(caption)}", ":header-rows: 1", f":class: {classes}",
              f":name: {table.name}", "", "* - ", *(f"  - {_escape(h)}" for h in table.header)]
     for label, cells in table.rows:
         lines.append(f"* - {_escape(label)}")
