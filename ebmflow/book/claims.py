@@ -70,11 +70,13 @@ def _value(glued: Glued, key: str) -> float:
 
 
 def lowest(keys: dict[str, str], labels: dict[str, str], paper: dict[str, float], fmt: str, what: str,
-           best: str = "flowmc") -> Claim:
-    """The claim "``best`` has the lowest ``what``" over the methods of ``keys`` (method -> glue key)."""
+           best: str = "flowmc", expected: str = "", why_not: str = "") -> Claim:
+    """The claim "``best`` has the lowest ``what``" over the methods of ``keys`` (method -> glue key); ``expected``
+    and ``why_not`` as for ``Claim`` (the outcome over the committed seeds)."""
     others = [m for m in keys if m != best]
     return Claim(f"{labels[best]} has the lowest {what}",
                  ", ".join(f"{labels[m]} {paper[m]:{fmt}}" for m in keys),
                  ", ".join(f"{labels[m]} {{{keys[m]}:{fmt}}}" for m in keys),
                  f"{labels[best]} < every other method (a diverged run counts as worst)",
-                 lambda g: all(_value(g, keys[best]) < _value(g, keys[m]) for m in others))
+                 lambda g: all(_value(g, keys[best]) < _value(g, keys[m]) for m in others),
+                 why_not=why_not, expected=expected)
