@@ -93,9 +93,9 @@ def test_methods_follow_the_registry_and_the_config_knobs():
     assert built["ntebm"].pretrain_batch == built["coopflow"].pretrain_batch == 32
     assert built["ula"].init == "rho"  # Table 7's "gaussian" start
     table = high_dim.table7(config)
-    assert list(table.index) == [METHODS[m].label for m in METHODS]
-    assert table.loc["flowMC-EBM", "# MCMC steps (paper)"] == "16 stacked"
-    assert table.loc["ULA-EBM", "# MCMC steps (paper)"] == 512
+    assert list(table.index) == [(METHODS[m].label, source) for m in METHODS for source in ("paper", "ours")]
+    assert table.loc[("flowMC-EBM", "paper"), "# MCMC steps"] == "16 stacked"
+    assert table.loc[("ULA-EBM", "paper"), "# MCMC steps"] == "512"
 
 
 def test_config_rejects_rhat_chains_too_short_and_bad_method_knobs():

@@ -40,7 +40,7 @@ def test_bad_seed_lists_are_refused(text):
 
 @pytest.mark.parametrize("chapter", EXPERIMENTS, ids=lambda c: c.name)
 def test_book_runs_every_chapter_over_its_default_seeds_first_seed_is_the_book_copy(chapter, results):
-    specs = [s for s in sweep.book_specs("smoke") if s.chapter == chapter.name]
+    specs = [s for s in sweep.book_specs("smoke") if s.chapter == chapter.name and s.key.endswith("-default")]
     assert [s.seed for s in specs] == list(sweep.default_seeds(chapter))
     assert [s.book_copy for s in specs] == [True] + [False] * (len(specs) - 1)
     assert specs[0].key == f"seed{specs[0].seed}-default"
@@ -54,6 +54,17 @@ def test_the_book_at_its_profile_runs_a_copy_once_at_the_copys_profile(chapter, 
     assert spec.record_path() == results / chapter.book_profile / chapter.copy_of / f"{spec.key}.json"
     assert spec.run_dir() == results / chapter.book_profile / chapter.copy_of / spec.key
     assert not [s for s in sweep.book_specs("smoke") if s.chapter == chapter.name], "only at the book's profile"
+
+
+def test_the_book_schedules_the_runs_its_summary_pages_read(results):
+    from ebmflow.experiments import ratio_sweep
+
+    specs = sweep.book_specs("smoke")
+    scheduled = {(s.chapter, s.seed, s.key) for s in specs}
+    assert len(scheduled) == len(specs), "every run once"
+    for name, seeds, params in ratio_sweep.book_runs("smoke"):  # the keys of the commands the page documents
+        for seed in seeds:
+            assert (name, seed, sweep.sweep_specs(name, [seed], "smoke", params)[0].key) in scheduled
 
 
 def test_overrides_equal_to_the_profile_do_not_change_the_key(results):

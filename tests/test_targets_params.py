@@ -22,6 +22,7 @@ from ebmflow.experiments import extended, high_dim, motivating, toy_benchmarks
 from ebmflow.metrics import Grid2D, log_normalizer_on_grid, normalize_on_grid, zone_weights_of_samples, \
     zone_weights_on_grid
 from ebmflow.targets import Pinwheel, TwoMoons, checkerboard, pinwheel, two_moons
+from ebmflow.book.report import verdict_table
 
 matplotlib.use("Agg")
 
@@ -198,7 +199,7 @@ def test_chapter_02_tables_and_verdicts_follow_the_targets():
     table = toy_benchmarks.table1(values, config)
     assert list(table.columns.get_level_values(0).unique()) == ["Two moons", "Rings"]
     assert set(table[("Two moons", "paper")]) == {"not in the paper"} and table.loc["flowMC-EBM", ("Rings", "paper")] == 0.40
-    verdicts = bench.verdicts(toy_benchmarks.ITEMS, values)
+    verdicts = verdict_table(toy_benchmarks.ITEMS, values)
     assert verdicts["verdict"].str.startswith("not run").sum() == 2  # the two claims about 8 Gaussians
     text = toy_benchmarks.results_markdown(values, config)
     assert "**Two moons**" in text and "the paper did not run this" in text and "paper: flowMC-EBM 0.40" in text
@@ -213,7 +214,7 @@ def test_chapter_03_and_04_tables_say_when_the_paper_did_not_run_the_target():
               for c in (*extended.COLUMNS, "diverged_at")}
     values.update({"fig5_max_zones_visited": 2})
     assert set(extended.table3(values, config).xs("paper", axis=1, level=1).stack()) == {"not run in the paper"}
-    assert set(bench.verdicts(extended.ITEMS, values, config.paper_target)["paper"]) == {
+    assert set(verdict_table(extended.ITEMS, values, config.paper_target)["paper"]) == {
         "not run in the paper (another target)"}
     config4 = smoke(high_dim, dims="4,64")
     assert "The paper did not run this target" in high_dim.target_markdown(config4)

@@ -16,6 +16,7 @@ from ebmflow.experiments import extended, toy_benchmarks
 from ebmflow.methods import METHODS
 from ebmflow.models import DiagonalGaussian
 from ebmflow.seeding import make_generator
+from ebmflow.book.report import verdict_table
 
 matplotlib.use("Agg")
 
@@ -106,7 +107,7 @@ def test_a_divergence_in_one_method_leaves_the_others(runs03):
     assert (extended.table3(values, config).loc["ULA-EBM"].xs("ours", level=1) == f"diverged (it. {at})").all()
     fig = extended.figure3(runs, config)
     assert f"diverged (it. {at})" in fig.axes[-1].get_title()
-    verdicts = bench.verdicts(extended.ITEMS, values)  # NaN counts as the worst value, never as a crash
+    verdicts = verdict_table(extended.ITEMS, values)  # NaN counts as the worst value, never as a crash
     assert len(verdicts) == 4
 
 

@@ -36,6 +36,7 @@ from ..methods import METHODS
 from ..seeding import resolve_device
 from .chapters import CHAPTERS, get_chapter
 from .config import resolve_config
+from .report import verdict_table
 
 __all__ = ["RunCost", "StepCost", "PaperCheck", "Pipeline", "PIPELINES", "CPU_CUTS", "check_chapter",
            "check_in_subprocess", "format_check", "main"]
@@ -246,7 +247,7 @@ def _toy_benchmarks(config, steps: Steps) -> dict[str, Any]:
     if numbers is not None:
         tables += [steps("Table 1", lambda: m.table1(numbers, config)),
                    steps("variants table", lambda: m.variants_table(numbers, config)),
-                   steps("verdicts", lambda: benchmarks.verdicts(m.ITEMS, numbers))]
+                   steps("verdicts", lambda: verdict_table(m.ITEMS, numbers))]
         steps("results text", lambda: m.results_markdown(numbers, config))
     steps("NT-EBM pre-training figure", lambda: m.figure_ntebm_variants(runs, config))
     return {"runs": runs, "numbers": numbers, "tables": tables, "settings": settings}
@@ -267,7 +268,7 @@ def _extended(config, steps: Steps) -> dict[str, Any]:
         numbers = steps("numbers (Table 3: one sampler call on the whole bank)", lambda: m.numbers(runs, config, paths))
     if numbers is not None:
         tables += [steps("Table 3", lambda: m.table3(numbers, config)),
-                   steps("verdicts", lambda: benchmarks.verdicts(m.ITEMS, numbers, config.paper_target))]
+                   steps("verdicts", lambda: verdict_table(m.ITEMS, numbers, config.paper_target))]
     return {"runs": runs, "numbers": numbers, "tables": tables, "settings": settings}
 
 

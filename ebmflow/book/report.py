@@ -27,9 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+import pandas as pd
+
 from .. import __version__
 from .chapters import CHAPTERS, paper_items
-from .claims import Claim, Glued, PaperItem, outcome
+from .claims import Claim, Glued, PaperItem, outcome, render
 from ..checks import InputError
 from .glued import check_numbers, read_glued
 
@@ -37,7 +39,7 @@ __all__ = ["VERDICTS", "GluedBySeed", "Evidence", "Quantity", "all_claims", "cla
            "load_glued_by_seed", "load_evidence", "by_seed", "check_seeds", "verdict_rows", "quantities",
            "paper_values", "item_label", "verdict_summary_markdown", "verdict_table_markdown",
            "provenance_markdown", "provenance_sentence", "per_seed_markdown", "paper_vs_ours_figure",
-           "glue_summaries", "summary_keys", "summaries", "page_verdicts", "glue_page_verdicts",
+           "glue_summaries", "summary_keys", "summaries", "page_verdicts", "glue_page_verdicts", "verdict_table",
            "paper_map_markdown", "runtime_markdown", "choices_dropdown", "choices_by_chapter_markdown"]
 
 VERDICTS = ("holds", "holds in some seeds", "does not hold", "rebuilt", "not run")
@@ -739,16 +741,31 @@ def _class_weight_interval(ev: Evidence | None) -> str:
     return f"{mean:.3f}, 95 % interval [{low:.3f}, {high:.3f}] over {len(ev.glued)} seeds (paired t)"
 
 
+def _page_verdict(held: bool | None) -> str:
+    return "not run (its target is not in this run)" if held is None else "holds" if held else "does not hold"
+
+
 def page_verdicts(items: Sequence[PaperItem], values: Glued) -> dict[str, str]:
     """This page's verdict of each claim of ``items`` on its own run's ``values``, under ``here_<claim id>``
-    ("holds", "does not hold" or "is not checked (not run)"), for the chapter's text."""
-    out = {}
+    ("holds", "does not hold" or "not run ..."), for the chapter's text."""
+    return {f"here_{claim_id(item, claim)}": _page_verdict(_check(claim, values))
+            for item in items for claim in item.claims}
+
+
+def verdict_table(items: Sequence[PaperItem], values: Glued, paper_target: bool = True) -> pd.DataFrame:
+    """A page's claims checked on its own run's ``values``: the paper's value, ours (rendered), the rule, the
+    verdict (``page_verdicts``' wording). With ``paper_target`` False (the run's target is not the paper's) the
+    paper's column says so instead of quoting numbers of another target."""
+    rows = []
     for item in items:
         for claim in item.claims:
             held = _check(claim, values)
-            out[f"here_{claim_id(item, claim)}"] = ("is not checked (not run)" if held is None else
-                                                    "holds" if held else "does not hold")
-    return out
+            rows.append({"item": item.item, "claim": claim.statement,
+                         "paper": claim.paper if paper_target else "not run in the paper (another target)",
+                         "ours": "—" if held is None else render(claim.ours, values), "rule": claim.rule,
+                         "verdict": _page_verdict(held)})
+    return pd.DataFrame(rows, columns=["item", "claim", "paper", "ours", "rule", "verdict"]).set_index(
+        ["item", "claim"])
 
 
 def glue_page_verdicts(items: Sequence[PaperItem], values: Glued) -> dict[str, str]:

@@ -165,7 +165,10 @@ def book_specs(profile: str, seeds: Sequence[int] | None = None,
             continue
         for index, seed in enumerate(seeds or default_seeds(chapter)):
             specs.append(_spec(chapter.name, profile, seed, dict(parameters or {}), index == 0))
-    return specs
+    unique: dict[tuple[str, str, str], RunSpec] = {}  # a page's run may be a chapter's own (smoke: same epochs)
+    for spec in sorted(specs, key=lambda s: not s.book_copy):
+        unique.setdefault((spec.chapter, spec.profile, spec.key), spec)
+    return [spec for spec in specs if unique[(spec.chapter, spec.profile, spec.key)] is spec]
 
 
 def _book_copy_matches(spec: RunSpec) -> bool:

@@ -23,11 +23,11 @@ from ..seeding import make_generator, resolve_device
 from ..targets import (Checkerboard, GaussianMixture, Pinwheel, Rings, TwoMoons, checkerboard, eight_gaussians,
                        four_collinear_modes, pinwheel, rings, two_moons)
 from ..training import DivergenceRule
-from .common import Run, checkpoint_for, diverged_at, table_cell, train  # noqa: F401 (re-exported)
+from .common import Run, checkpoint_for, diverged_at, hyperparameter_table, table_cell, train  # noqa: F401 (re-exported)
 
 __all__ = ["TARGETS", "TARGET_LABELS", "TARGET_DENSITIES", "BenchmarkConfig", "PAPER_SETTINGS", "SHARED_CHOICES",
            "paper_hyperparameters", "target", "grid", "make_data", "make_methods", "train_method", "diverged_at",
-           "table_cell", "model_zone_weights", "run_panel", "density_row", "hyperparameter_table", "verdicts"]
+           "table_cell", "model_zone_weights", "run_panel", "density_row", "hyperparameter_table"]
 
 Target = GaussianMixture | Rings | TwoMoons | Pinwheel | Checkerboard
 TARGETS: dict[str, tuple[Callable[..., Target], float]] = {
@@ -250,30 +250,3 @@ def density_row(axes: list[Axes], runs: dict[str, Run], config: BenchmarkConfig,
     axes[0].set_ylabel(TARGET_LABELS[name])
     for ax, (method, run) in zip(axes[1:], runs.items()):
         run_panel(ax, run, config, name, label(method))
-
-
-def hyperparameter_table(methods: dict[str, Method], paper: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    """Paper Tables 4-5: each method's row as the code runs it (``describe()``) under the paper's row."""
-    rows = {}
-    for name, method in methods.items():
-        rows[(label(name), "paper")] = paper[name]
-        rows[(label(name), "ours")] = {key: str(value) for key, value in method.describe().items()}
-    return pd.DataFrame(rows).T.rename_axis(["method", "source"])
-
-
-def verdicts(items: tuple[PaperItem, ...], values: dict[str, Any], paper_target: bool = True) -> pd.DataFrame:
-    """The chapter's claims checked on its numbers: the paper's value, ours (rendered), the rule, the verdict. A claim
-    about a target this run does not have reads "not run"; with ``paper_target`` False (this run's target is not
-    the paper's) the paper's column says so instead of quoting numbers of another target."""
-    rows = []
-    for item in items:
-        for claim in item.claims:
-            try:
-                ours, verdict = render(claim.ours, values), "holds" if claim.check(values) else "does not hold"
-            except KeyError:
-                ours, verdict = "—", "not run (its target is not in this run)"
-            rows.append({"item": item.item, "claim": claim.statement, "ours": ours, "rule": claim.rule,
-                         "paper": claim.paper if paper_target else "not run in the paper (another target)",
-                         "verdict": verdict})
-    return pd.DataFrame(rows, columns=["item", "claim", "paper", "ours", "rule", "verdict"]).set_index(
-        ["item", "claim"])

@@ -135,11 +135,14 @@ def chain_evaluation(measure: Callable[[Tensor], dict], n_steps: int, *, seed: i
     return evaluate
 
 
-def hyperparameter_table(ours: dict[str, Method], paper: dict[str, Method]) -> pd.DataFrame:
-    """The paper's hyper-parameter tables (4, 5, 7): one row per method (its ``describe()``), indexed by label, with
-    the number of MCMC steps of the paper's configuration of the same method beside."""
-    return pd.DataFrame({m.label: {**m.describe(), "# MCMC steps (paper)": paper[name].describe()["# MCMC steps"]}
-                         for name, m in ours.items()}).T
+def hyperparameter_table(methods: dict[str, Method], paper: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """The paper's hyper-parameter tables (4, 5, 7): for each method, the paper's row (``paper[name]``, as printed
+    or as its configuration describes it) above the row the code runs (``describe()``)."""
+    rows = {}
+    for name, method in methods.items():
+        rows[(method.label, "paper")] = {key: str(value) for key, value in paper[name].items()}
+        rows[(method.label, "ours")] = {key: str(value) for key, value in method.describe().items()}
+    return pd.DataFrame(rows).T.rename_axis(["method", "source"])
 
 
 def diverged_at(run: Run) -> int:

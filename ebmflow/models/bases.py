@@ -35,7 +35,7 @@ class DiagonalGaussian(nn.Module):
 class LogitPreprocessing(nn.Module):
     """Fixed bijection y = logit(alpha + (1 - 2 alpha)(x + 1) / 2) (Dinh et al. 2017, alpha = 0.05 as in
     fmu2/realNVP): pixels [-1, 1] go to [logit alpha, logit(1 - alpha)], and the whole open interval
-    |x| < 1 + 2 alpha / (1 - 2 alpha) onto R (so draws of rho can fall slightly outside [-1, 1]); positions beyond
+    ``|x| < 1 + 2 alpha / (1 - 2 alpha)`` onto R (so draws of rho can fall slightly outside [-1, 1]); positions beyond
     it have no image (NaN), which MCMC steps treat as rejections."""
 
     def __init__(self, alpha: float = 0.05) -> None:
