@@ -417,11 +417,16 @@ _TARGET = re.compile(r"^\s*\(([\w-]+)\)=\s*$|:name:\s*([\w-]+)", re.M)
 
 
 def _targets(notebook: Path) -> set[str]:
-    """The labels a notebook defines: MyST targets ``(name)=``, ``:name:`` options, figure names in cell metadata."""
+    """The labels the notebook file defines."""
     import nbformat
 
+    return notebook_labels(nbformat.read(notebook, as_version=4))
+
+
+def notebook_labels(notebook: Any) -> set[str]:
+    """The labels a notebook defines: MyST targets ``(name)=``, ``:name:`` options, figure names in cell metadata."""
     labels = set()
-    for cell in nbformat.read(notebook, as_version=4).cells:
+    for cell in notebook.cells:
         labels.update(a or b for a, b in _TARGET.findall(cell.source))
         figure = cell.metadata.get("mystnb", {}).get("figure", {})
         if figure.get("name"):

@@ -424,7 +424,26 @@ def _mark_copy(notebook: Any, chapter: Chapter, profile: str) -> None:
                     f"apart from that chapter's.*")
             lines[heading + 1:heading + 1] = ["", note] + ([""] if lines[heading + 1:heading + 2] != [""] else [])
             cell.source = "\n".join(lines)
-            return
+            break
+    relabel(notebook, f"-{profile}-profile")
+
+
+def relabel(notebook: Any, suffix: str) -> None:
+    """Suffix every label the notebook defines (figure names, ``(name)=`` targets, ``:name:`` options) and its own
+    references to them: a copy's "Figure 1" is ``figure-1-paper-profile``, apart from its source's ``figure-1``
+    (the label the report links for the item "Figure 1 (paper profile)")."""
+    from .report import notebook_labels
+
+    labels = sorted(notebook_labels(notebook), key=len, reverse=True)
+    if not labels:
+        return
+    pattern = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, labels)) + r")(?![\w-])")
+    for cell in notebook.cells:
+        figure = cell.metadata.get("mystnb", {}).get("figure", {})
+        if figure.get("name") in labels:
+            figure["name"] += suffix
+        if cell.cell_type == "markdown":
+            cell.source = pattern.sub(lambda match: match.group(1) + suffix, cell.source)
 
 
 def _prepare_checkpoints(directory: Path, identity: dict[str, Any], resume: bool | str) -> bool:

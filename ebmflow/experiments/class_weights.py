@@ -133,7 +133,10 @@ ITEMS = (
                         "not measured in the paper (its motivation)",
                         "max error flowMC-EBM {cw_maxerr_flowmc:.3f}, ULA-EBM {cw_maxerr_ula:.3f}",
                         "largest absolute class-proportion error: flowMC-EBM < ULA-EBM",
-                        lambda g: g["cw_maxerr_flowmc"] < g["cw_maxerr_ula"]),
+                        lambda g: g["cw_maxerr_flowmc"] < g["cw_maxerr_ula"], expected="some",
+                        why_not="the trained EBMs' class proportions vary widely from seed to seed at the cpu "
+                                "budget (max error flowMC-EBM {cw_maxerr_flowmc:.3f}, ULA-EBM "
+                                "{cw_maxerr_ula:.3f}): which of the two is closer changes with the seed"),
               ), rebuilt_by="class_weights.measure"),
 )
 

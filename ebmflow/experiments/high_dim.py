@@ -280,7 +280,13 @@ def _table2_claim(dim: int) -> Claim:
     order = lowest(keys, {m: label(m) for m in METHODS}, paper, ".2f", f"max R-hat in d = {dim}")
     return Claim(f"In d = {dim} only flowMC-EBM's chains mix: its max R-hat is ≤ {RHAT_MIXED} and below every "
                  f"baseline's", order.paper, order.ours, f"flowMC-EBM ≤ {RHAT_MIXED} and {order.rule}",
-                 lambda g: order.check(g) and g[keys["flowmc"]] <= RHAT_MIXED)  # NaN <= 1.1 is False
+                 lambda g: order.check(g) and g[keys["flowmc"]] <= RHAT_MIXED,  # NaN <= 1.1 is False
+                 **({} if dim != 32 else _TABLE2_D32_OUTCOME))
+
+
+_TABLE2_D32_OUTCOME = dict(expected="none", why_not=(  # over the committed cpu seeds (tests/test_claims.py)
+    "flowMC-EBM's max R-hat is {table2_rhat_flowmc_d32:.3f}: at the threshold but not under it, while NT-EBM's is "
+    "{table2_rhat_ntebm_d32:.2f} and ULA-EBM's {table2_rhat_ula_d32:.2f} (the ordering holds, the cut-off does not)"))
 
 
 ITEMS = (

@@ -115,10 +115,20 @@ def _worst_if_nan(value: float) -> float:
     return math.inf if math.isnan(value) else value
 
 
+# Outcomes over the committed cpu seeds that are not "all" (tests/test_claims.py checks them).
+_TABLE1_OUTCOMES = {"8gaussians": dict(
+    expected="some",
+    why_not="NT-EBM, as Nijkamp et al. define it (a maximum-likelihood flow, frozen, tilted by the EBM), is as "
+            "accurate on 8 Gaussians ({table1_ntebm_8gaussians:.2f} against flowMC-EBM's "
+            "{table1_flowmc_8gaussians:.2f}): the two are within seed noise of each other, and which is lower "
+            "changes from seed to seed")}
+
+
 def _table1_claims() -> tuple[Claim, ...]:
     labels = {m: label(m) for m in METHODS}
     claims = [lowest({m: table1_key(m, t) for m in METHODS}, labels, {m: PAPER_TABLE1[m][t] for m in METHODS},
-                     ".2f", f"Table 1 error on {bench.TARGET_LABELS[t]}") for t in TARGETS]
+                     ".2f", f"Table 1 error on {bench.TARGET_LABELS[t]}", **_TABLE1_OUTCOMES.get(t, {}))
+              for t in TARGETS]
     keys = {m: table1_key(m, "8gaussians") for m in METHODS}
     claims.append(Claim(
         "CoopFlow has the largest Table 1 error on 8 Gaussians",
