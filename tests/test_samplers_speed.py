@@ -17,7 +17,9 @@ from torch import nn
 from ebmflow.metrics import zone_weights_of_samples
 from ebmflow.models import DiagonalGaussian, RealNVP
 from ebmflow.samplers import flowmc, imh, init_state, isir, mala, run_chains, ula
-from ebmflow.targets import GaussianMixture, two_mode_mixture
+from ebmflow.targets import two_mode_mixture
+
+from test_samplers import BalancedMixture  # the proposal at equal weights, 1.5 times the spread
 
 MEAN = torch.tensor([1.0, -0.5])
 STD = torch.tensor([1.0, 0.5])
@@ -168,19 +170,6 @@ def gaussian3(x):
 
 
 # --- the batched IMH run: other random numbers, same kernel --------------------------------------------------
-class BalancedMixture:
-    """A proposal that puts 1/2 on each mode of the target with 1.5 times its spread."""
-
-    def __init__(self, target):
-        self.mixture = GaussianMixture(target.means, 1.5 * target.stds, torch.tensor([0.5, 0.5]))
-
-    def log_prob(self, x):
-        return self.mixture.log_prob(x)
-
-    def sample_with_log_prob(self, n, generator):
-        x = self.mixture.sample(n, generator)
-        return x, self.log_prob(x)
-
 
 def test_imh_run_restores_the_mode_weights_from_chains_in_one_mode():
     target = two_mode_mixture()

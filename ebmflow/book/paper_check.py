@@ -364,7 +364,7 @@ PIPELINES: dict[str, Pipeline] = {
     "04_high_dim_mixture": Pipeline(_high_dim, _methods("04_high_dim_mixture", lambda c: c.dims[0])),
     "05_images": Pipeline(_images, _methods("05_images")),
     "06_class_weights": Pipeline(_class_weights, _methods("06_class_weights")),
-    "07_mode_weights": Pipeline(_mode_weights, _methods("07_mode_weights", lambda c: c.dimensions[0])),
+    "07_mode_weights": Pipeline(_mode_weights, _methods("07_mode_weights", lambda c: c.dims[0])),
     "08_your_data": Pipeline(_your_data, lambda config: list(METHODS)),  # its methods need the prepared data
 }
 
