@@ -41,7 +41,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="cpu")
     parser.add_argument("--slots", type=int, default=2, help="runs at a time (Ray's CPUs; default: 2, this machine)")
-    parser.add_argument("--html-seconds", type=float, default=60.0, help="the HTML build, measured separately")
+    parser.add_argument("--html-seconds", type=float, default=11.0, help="the HTML build, measured separately")
     parser.add_argument("--gap", type=float, default=10.0, help="minutes between two sweeps' records")
     parser.add_argument("--out", default=str(HERE / "results" / "book_time.json"))
     args = parser.parse_args()
