@@ -353,3 +353,34 @@ def test_runner_hides_papermills_injected_cell():
     hide_injected_parameters(notebook)
     assert notebook.cells[0].metadata["tags"] == ["injected-parameters", "remove-cell"]
     assert "remove-cell" not in notebook.cells[1].metadata.get("tags", [])
+
+
+def test_a_copy_of_a_chapter_suffixes_its_labels_and_its_own_references_only():
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    from ebmflow.book.report import notebook_labels
+    from ebmflow.book.runner import relabel
+
+    notebook = new_notebook(cells=[
+        new_markdown_cell("(table-1)=\n{numref}`figure-1` and {numref}`figure-1-panels`; {ref}`figure-2 <figure-2>`; "
+                          "{glue:text}`99_report.ipynb::held_figure-1-1:s`"),
+        new_code_cell("", metadata={"mystnb": {"figure": {"name": "figure-1"}}}),
+        new_code_cell("", metadata={"mystnb": {"figure": {"name": "figure-1-panels"}}})])
+    relabel(notebook, "-paper-profile")
+    assert notebook_labels(notebook) == {"table-1-paper-profile", "figure-1-paper-profile",
+                                         "figure-1-panels-paper-profile"}
+    assert notebook.cells[0].source == (
+        "(table-1-paper-profile)=\n{numref}`figure-1-paper-profile` and {numref}`figure-1-panels-paper-profile`; "
+        "{ref}`figure-2 <figure-2>`; {glue:text}`99_report.ipynb::held_figure-1-1:s`")  # another page's: kept
+
+
+def test_committed_pages_define_each_label_once():
+    from ebmflow.book.report import _targets
+
+    seen: dict[str, str] = {}
+    for page in toc_pages():
+        notebook = ROOT / f"{page}.ipynb"
+        if notebook.exists():
+            for name in _targets(notebook):
+                assert name not in seen, f"label {name!r} is defined by {seen[name]} and {page}: the build warns"
+                seen[name] = page
