@@ -252,8 +252,22 @@ def four_mode_mixture(dim: int, magnitude: float,
     return GaussianMixture(means=means, stds=torch.ones(4), weights=torch.tensor(weights, dtype=torch.float32))
 
 
+class _EqualModesIn2D:
+    """A 2-D toy target whose ``n_modes`` modes carry equal weight (two moons, pinwheel, checkerboard)."""
+
+    n_modes: int
+
+    @property
+    def dim(self) -> int:
+        return 2
+
+    @property
+    def weights(self) -> Tensor:
+        return torch.full((self.n_modes,), 1 / self.n_modes)
+
+
 @dataclass(frozen=True)
-class TwoMoons:
+class TwoMoons(_EqualModesIn2D):
     """Two moons (scikit-learn's ``make_moons``, scaled and centred): each moon with probability 1/2, a uniform
     t in [0, pi], x = scale (c_m(t) - (1/2, 1/4)) + N(0, noise^2 I) with c_0(t) = (cos t, sin t) and
     c_1(t) = (1 - cos t, 1/2 - sin t); scale 2 and noise 0.2 are make_moons' noise 0.1 on the doubled board that
@@ -277,16 +291,8 @@ class TwoMoons:
         check_int("n_nodes", self.n_nodes, minimum=2)
 
     @property
-    def dim(self) -> int:
-        return 2
-
-    @property
     def n_modes(self) -> int:
         return 2
-
-    @property
-    def weights(self) -> Tensor:
-        return torch.full((2,), 0.5)
 
     def _arcs(self, t: Tensor, moon: Tensor) -> Tensor:
         upper = torch.stack([t.cos(), t.sin()], dim=-1)
@@ -331,7 +337,7 @@ class TwoMoons:
 
 
 @dataclass(frozen=True)
-class Pinwheel:
+class Pinwheel(_EqualModesIn2D):
     """Pinwheel with an exact log-density: ``n_arms`` equally weighted arms; arm k draws
     f ~ N((1, 0), diag(radial_std^2, tangential_std^2)) and sets x = scale R(2 pi k / n_arms + rate e^{‖f‖}) f
     (R(a): the rotation by a).
@@ -356,16 +362,8 @@ class Pinwheel:
             check_positive(name, getattr(self, name))
 
     @property
-    def dim(self) -> int:
-        return 2
-
-    @property
     def n_modes(self) -> int:
         return self.n_arms
-
-    @property
-    def weights(self) -> Tensor:
-        return torch.full((self.n_arms,), 1 / self.n_arms)
 
     @property
     def angles(self) -> Tensor:
@@ -407,7 +405,7 @@ class Pinwheel:
 
 
 @dataclass(frozen=True)
-class Checkerboard:
+class Checkerboard(_EqualModesIn2D):
     """Checkerboard (FFJORD's): uniform on the 8 dark squares of a 4 x 4 board of squares of side ``side``
     centred at 0, square (column c, row r), c, r = 0..3 from the bottom left, dark when c + r is even.
 
@@ -421,16 +419,8 @@ class Checkerboard:
         check_positive("side", self.side)
 
     @property
-    def dim(self) -> int:
-        return 2
-
-    @property
     def n_modes(self) -> int:
         return 8
-
-    @property
-    def weights(self) -> Tensor:
-        return torch.full((8,), 1 / 8)
 
     @property
     def corners(self) -> Tensor:
