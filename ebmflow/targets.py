@@ -11,9 +11,9 @@ from torch import Tensor
 
 from .checks import InputError, check_generator, check_int, check_positive, check_probability, check_weights
 
-__all__ = ["GaussianMixture", "Rings", "TwoMoons", "Pinwheel", "Checkerboard", "two_mode_mixture", "eight_gaussians",
-           "four_collinear_modes", "rings", "two_moons", "pinwheel", "checkerboard", "coordinate_magnitude",
-           "four_mode_mixture", "check_mode_weights", "check_dims", "FullCovarianceMixture",
+__all__ = ["GaussianMixture", "Rings", "EqualModes2D", "TwoMoons", "Pinwheel", "Checkerboard", "two_mode_mixture",
+           "eight_gaussians", "four_collinear_modes", "rings", "two_moons", "pinwheel", "checkerboard",
+           "coordinate_magnitude", "four_mode_mixture", "check_mode_weights", "check_dims", "FullCovarianceMixture",
            "fit_gaussian_mixture"]
 
 
@@ -252,8 +252,9 @@ def four_mode_mixture(dim: int, magnitude: float,
     return GaussianMixture(means=means, stds=torch.ones(4), weights=torch.tensor(weights, dtype=torch.float32))
 
 
-class _EqualModesIn2D:
-    """A 2-D toy target whose ``n_modes`` modes carry equal weight (two moons, pinwheel, checkerboard)."""
+class EqualModes2D:
+    """Base of the 2-D toy targets whose ``n_modes`` modes carry equal weight (two moons, pinwheel, checkerboard):
+    ``dim`` and ``weights`` follow from ``n_modes``."""
 
     n_modes: int
 
@@ -267,7 +268,7 @@ class _EqualModesIn2D:
 
 
 @dataclass(frozen=True)
-class TwoMoons(_EqualModesIn2D):
+class TwoMoons(EqualModes2D):
     """Two moons (scikit-learn's ``make_moons``, scaled and centred): each moon with probability 1/2, a uniform
     t in [0, pi], x = scale (c_m(t) - (1/2, 1/4)) + N(0, noise^2 I) with c_0(t) = (cos t, sin t) and
     c_1(t) = (1 - cos t, 1/2 - sin t); scale 2 and noise 0.2 are make_moons' noise 0.1 on the doubled board that
@@ -337,7 +338,7 @@ class TwoMoons(_EqualModesIn2D):
 
 
 @dataclass(frozen=True)
-class Pinwheel(_EqualModesIn2D):
+class Pinwheel(EqualModes2D):
     """Pinwheel with an exact log-density: ``n_arms`` equally weighted arms; arm k draws
     f ~ N((1, 0), diag(radial_std^2, tangential_std^2)) and sets x = scale R(2 pi k / n_arms + rate e^{‖f‖}) f
     (R(a): the rotation by a).
@@ -405,7 +406,7 @@ class Pinwheel(_EqualModesIn2D):
 
 
 @dataclass(frozen=True)
-class Checkerboard(_EqualModesIn2D):
+class Checkerboard(EqualModes2D):
     """Checkerboard (FFJORD's): uniform on the 8 dark squares of a 4 x 4 board of squares of side ``side``
     centred at 0, square (column c, row r), c, r = 0..3 from the bottom left, dark when c + r is even.
 
